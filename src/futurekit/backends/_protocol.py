@@ -1,0 +1,111 @@
+"""The device backend protocol that the Future core talks to."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from futurekit.core._devices import Device
+
+__all__ = ["Backend", "BackendBase"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a device backend provides to the core.
+
+    Streams and events are opaque objects owned by the backend; a stream knows its
+    device. The core calls these methods at fixed moments (see the devices guide):
+    ``set_result`` records one event per used device on that device's current
+    stream; ``wait()`` makes the current streams wait on those events; callbacks run
+    with fresh pool streams made current, each already waiting on the events.
+    """
+
+    #: The device type this backend serves, e.g. ``"cuda"``.
+    device_type: str
+
+    def is_available(self) -> bool:
+        """Whether the backend can be used now (library and driver present). Never raises."""
+        ...
+
+    def device_count(self) -> int:
+        """How many devices of this type exist."""
+        ...
+
+    def current_stream(self, device: Device) -> Any:
+        """The calling thread's current stream on ``device``."""
+        ...
+
+    def stream_from_pool(self, device: Device) -> Any:
+        """A stream from the backend's pool for ``device`` (used to run callbacks)."""
+        ...
+
+    def use_streams(self, streams: Sequence[Any]) -> contextlib.AbstractContextManager[None]:
+        """Make ``streams`` current for their devices in this thread, restoring after."""
+        ...
+
+    def record_event(self, stream: Any) -> Any:
+        """Enqueue a new event on ``stream`` and return it."""
+        ...
+
+    def wait_event(self, stream: Any, event: Any) -> None:
+        """Make ``stream`` wait for ``event``; the host does not block."""
+        ...
+
+    def query_event(self, event: Any) -> bool:
+        """Whether the work before ``event`` has completed. Does not block."""
+        ...
+
+    def synchronize_event(self, event: Any) -> None:
+        """Block the host until ``event`` has completed."""
+        ...
+
+    def device_of(self, obj: Any) -> Device | None:
+        """If ``obj`` is a buffer of this backend, the device it lives on; else ``None``.
+
+        Called for every leaf of a value passed to ``set_result``; must be cheap and
+        must not raise for foreign objects.
+        """
+        ...
+
+
+class BackendBase:
+    """Optional base class giving defaults for the optional parts of :class:`Backend`.
+
+    Subclasses must set ``device_type`` and implement the stream and event methods;
+    this class supplies ``device_count`` (1), ``stream_from_pool`` (the current
+    stream), ``use_streams`` (does nothing), ``record_value_on_stream`` (does
+    nothing) and ``unavailable_reason`` (``None`` when available).
+    """
+
+    device_type: str = ""
+
+    def is_available(self) -> bool:
+        """Available unless :meth:`unavailable_reason` says otherwise."""
+        return self.unavailable_reason() is None
+
+    def unavailable_reason(self) -> str | None:
+        """Why the backend cannot be used, or ``None`` if it can."""
+        return None
+
+    def device_count(self) -> int:
+        """One device by default."""
+        return 1
+
+    def current_stream(self, device: Device) -> Any:
+        """Subclasses must implement this."""
+        raise NotImplementedError
+
+    def stream_from_pool(self, device: Device) -> Any:
+        """By default, the current stream (a backend without a pool)."""
+        return self.current_stream(device)
+
+    @contextlib.contextmanager
+    def use_streams(self, streams: Sequence[Any]) -> Iterator[None]:
+        """By default, a context that changes nothing."""
+        yield
+
+    def record_value_on_stream(self, obj: Any, stream: Any) -> None:
+        """Allocator hint (torch's ``record_stream``); nothing by default."""
+        return None

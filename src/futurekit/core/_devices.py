@@ -1,0 +1,149 @@
+"""Devices: the :class:`Device` record and the parsing of ``Future(devices=...)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import InvalidDeviceError
+
+__all__ = ["Device", "DeviceLike", "parse_device", "parse_devices"]
+
+#: Anything accepted as one entry of ``devices=``: an ``int`` index, a ``"type:index"``
+#: string, or an object with ``.type`` and ``.index`` (``torch.device``, :class:`Device`).
+DeviceLike = Any
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Device:
+    """A device: a type (``"cuda"``, ``"sim"`` ...) and a non-negative index.
+
+    Devices sort by type, then index; ``str(Device("cuda", 0)) == "cuda:0"``.
+    """
+
+    type: str
+    index: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.type, str) or not self.type:
+            raise TypeError(f"Device type must be a non-empty str, got {self.type!r}")
+        if isinstance(self.index, bool) or not isinstance(self.index, int):
+            raise TypeError(f"Device index must be an int, got {self.index!r}")
+        if self.index < 0:
+            raise InvalidDeviceError(
+                f"Device index must not be negative, got {self.type}:{self.index}"
+            )
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"Device({self.type!r}, {self.index})"
+
+
+def _parse_str(text: str) -> tuple[str, int | None]:
+    kind, sep, idx = text.strip().partition(":")
+    if not kind or not kind.replace("_", "").isalnum():
+        raise InvalidDeviceError(
+            f"Invalid device string {text!r}: expected 'type' or 'type:index', e.g. 'cuda:0'"
+        )
+    if not sep:
+        return kind, None
+    try:
+        index = int(idx)
+    except ValueError:
+        raise InvalidDeviceError(
+            f"Invalid device string {text!r}: the index after ':' must be an integer, "
+            "e.g. 'cuda:0'"
+        ) from None
+    if index < 0:
+        raise InvalidDeviceError(f"Device index must not be negative, got {text!r}")
+    return kind, index
+
+
+def parse_device(
+    obj: DeviceLike, int_type: Callable[[], str] | None = None
+) -> tuple[str, int | None]:
+    """Turn one ``devices=`` entry into ``(type, index or None)``.
+
+    Args:
+        obj: an ``int``, a ``"type[:index]"`` string, or an object with ``.type``
+            and ``.index`` attributes.
+        int_type: called to learn which device type a bare ``int`` means.
+
+    Raises:
+        TypeError: ``obj`` is not a device.
+        InvalidDeviceError: the index is negative or the string is malformed.
+    """
+    if isinstance(obj, bool):
+        raise TypeError(f"Expected a device (int, 'type:index' str or device object), got {obj!r}")
+    if isinstance(obj, int):
+        if obj < 0:
+            raise InvalidDeviceError(f"Device index must not be negative, got {obj}")
+        if int_type is None:
+            raise TypeError("An int device needs an accelerator type to resolve against")
+        return int_type(), obj
+    if isinstance(obj, str):
+        return _parse_str(obj)
+    kind = getattr(obj, "type", None)
+    if isinstance(kind, str) and hasattr(obj, "index"):
+        index = obj.index
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+            raise TypeError(f"Device {obj!r} has a non-int index {index!r}")
+        if index is not None and index < 0:
+            raise InvalidDeviceError(f"Device index must not be negative, got {obj!r}")
+        return kind, index
+    raise TypeError(
+        f"Expected a device (int, 'type:index' str, or an object with .type and .index "
+        f"such as torch.device), got {type(obj).__name__}: {obj!r}"
+    )
+
+
+def _show(kind: str, index: int | None) -> str:
+    return kind if index is None else f"{kind}:{index}"
+
+
+def parse_devices(
+    devices: Iterable[DeviceLike] | None, int_type: Callable[[], str] | None = None
+) -> tuple[Device, ...]:
+    """Normalise ``devices=`` into a sorted, de-duplicated tuple of :class:`Device`.
+
+    ``None``, empty sequences and CPU devices (``"cpu"``, ``"cpu:N"``) give ``()``:
+    a CPU future. Otherwise every entry must have the same type and an index.
+
+    Raises:
+        TypeError: ``devices`` is not a sequence, or an entry is not a device.
+        ValueError: mixed device types, or a non-CPU device without an index
+            (torch's messages).
+        InvalidDeviceError: a negative index or a malformed string.
+    """
+    if devices is None:
+        return ()
+    if isinstance(devices, (str, bytes, int)) or hasattr(devices, "type"):
+        raise TypeError(
+            f"devices must be a list or tuple of devices, got {type(devices).__name__} "
+            f"{devices!r}; did you mean devices=[{devices!r}]?"
+        )
+    try:
+        entries = list(devices)
+    except TypeError:
+        raise TypeError(
+            f"devices must be a list or tuple of devices, got {type(devices).__name__}"
+        ) from None
+    if not entries:
+        return ()
+    parsed = [parse_device(e, int_type) for e in entries]
+    first_kind, first_index = parsed[0]
+    for kind, index in parsed[1:]:
+        if kind != first_kind:
+            raise InvalidDeviceError(
+                "Expected all devices to be of the same type, but got a mismatch between "
+                f"{_show(first_kind, first_index)} and {_show(kind, index)}"
+            )
+    if first_kind == "cpu":
+        return ()
+    for kind, index in parsed:
+        if index is None:
+            raise InvalidDeviceError(f"Expected devices to have indices, got {kind}")
+    return tuple(sorted({Device(k, i) for k, i in parsed if i is not None}))

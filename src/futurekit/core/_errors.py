@@ -1,0 +1,88 @@
+"""Exception types raised by futurekit."""
+
+from __future__ import annotations
+
+import builtins
+import concurrent.futures
+
+__all__ = [
+    "BackendError",
+    "BackendUnavailableError",
+    "CallbackError",
+    "CancelledError",
+    "InvalidDeviceError",
+    "InvalidStateError",
+    "NotAnExceptionError",
+    "TimeoutError",
+]
+
+ALREADY_COMPLETED = (
+    "Attempting to mark a completed Future as complete again. "
+    "Note that a Future can only be marked completed once."
+)
+CALLBACK_ERROR_PREFIX = "Got the following error when running the callback: "
+
+
+class InvalidStateError(RuntimeError, concurrent.futures.InvalidStateError):
+    """The future is in the wrong state for the operation.
+
+    Raised when a completed future is completed again (torch's ``RuntimeError``
+    and message) and when ``value()`` is called before completion. It is both a
+    ``RuntimeError`` (as in torch) and a ``concurrent.futures.InvalidStateError``.
+    """
+
+
+class NotAnExceptionError(TypeError, AssertionError):
+    """``set_exception`` was given something that is not an ``Exception`` instance.
+
+    torch raises ``AssertionError`` here; this class is both a ``TypeError`` and an
+    ``AssertionError`` so code written for either keeps working.
+    """
+
+
+class CallbackError(RuntimeError):
+    """A ``then`` callback raised; the child future holds this error.
+
+    The message starts with torch's ``"Got the following error when running the
+    callback: <ExcName>: <msg>"``. Unlike torch, the original exception is kept as
+    ``__cause__`` (and as :attr:`original`), so its type is not lost.
+    """
+
+    def __init__(self, message: str, original: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.original = original
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> CallbackError:
+        """Build the error for a callback that raised ``exc``."""
+        err = cls(f"{CALLBACK_ERROR_PREFIX}{type(exc).__name__}: {exc}", exc)
+        err.__cause__ = exc
+        return err
+
+
+class TimeoutError(builtins.TimeoutError):  # noqa: A001 - deliberately shadows the builtin
+    """A wait with a timeout ran out of time; the future is unaffected."""
+
+
+class CancelledError(concurrent.futures.CancelledError):
+    """The future was cancelled with :meth:`futurekit.Future.cancel`."""
+
+
+class InvalidDeviceError(ValueError, RuntimeError):
+    """A ``devices=`` entry is malformed (negative index, no index, mixed types ...).
+
+    torch raises ``ValueError`` for some of these and ``RuntimeError`` for others;
+    this class is both.
+    """
+
+
+class BackendError(RuntimeError):
+    """Base class of errors about device backends."""
+
+
+class BackendUnavailableError(BackendError):
+    """No installed backend can serve the requested device type.
+
+    The message says which backends exist for the type, why each is
+    unavailable, and which ``pip install futurekit[...]`` extra provides one.
+    """
