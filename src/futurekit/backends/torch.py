@@ -1,0 +1,315 @@
+"""The ``torch`` backend: CUDA and the other accelerators PyTorch exposes.
+
+One :class:`TorchBackend` object serves one device type. The ``cuda`` backend
+(named ``"torch"``, priority 10) uses ``torch.cuda`` streams and events, exactly
+what ``torch.futures.Future(devices=...)`` uses. The other accelerators (``xpu``,
+``mps``, ``hpu``, ``npu``, ``mtia``; backends named ``"torch-<type>"``) use
+PyTorch's device-generic API: ``torch.Stream``, ``torch.Event``,
+``torch.get_device_module(type)`` and ``torch.accelerator``.
+
+torch is never imported when this module is imported (``import futurekit`` stays
+fast); it is imported when the registry loads the backend. Without torch, or with a
+torch build that lacks the accelerator, or on a machine without a device, the
+backend still loads and reports why through :meth:`TorchBackend.unavailable_reason`.
+
+Install with ``pip install 'futurekit[torch]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from futurekit.core._devices import Device
+from futurekit.core._errors import BackendUnavailableError
+
+from ._hookspec import hookimpl
+from ._protocol import BackendBase
+from ._spec import BackendSpec
+
+__all__ = ["ACCELERATOR_TYPES", "TorchBackend", "record_tensor_on_stream", "tensor_device"]
+
+#: Device types other than ``cuda`` served through torch's device-generic API.
+ACCELERATOR_TYPES: tuple[str, ...] = ("xpu", "mps", "hpu", "npu", "mtia")
+
+_INSTALL = "pip install 'futurekit[torch]'"
+_HOST_TYPES = frozenset({"cpu", "meta"})
+
+
+def tensor_device(tensor: Any) -> Device | None:
+    """The device of a ``torch.Tensor`` (dense or sparse); ``None`` for CPU and meta.
+
+    Tensors of any accelerator type are reported (``xpu:0`` for an XPU tensor), so
+    that a future for another device type rejects them as torch does.
+    """
+    dev = tensor.device
+    kind = dev.type
+    if kind in _HOST_TYPES:
+        return None
+    index = dev.index
+    return Device(kind, 0 if index is None else index)
+
+
+def record_tensor_on_stream(tensor: Any, stream: Any) -> None:
+    """Tell torch's caching allocator that ``stream`` uses ``tensor``'s memory.
+
+    Dense tensors call ``Tensor.record_stream``; sparse tensors record each of
+    their component tensors (COO: indices and values; CSR/BSR: crow indices, col
+    indices and values; CSC/BSC: ccol indices, row indices and values).
+    """
+    import torch
+
+    layout = tensor.layout
+    if layout == torch.strided:
+        parts: tuple[Any, ...] = (tensor,)
+    elif layout == torch.sparse_coo:
+        parts = (tensor._indices(), tensor._values())
+    elif layout in (torch.sparse_csr, torch.sparse_bsr):
+        parts = (tensor.crow_indices(), tensor.col_indices(), tensor.values())
+    elif layout in (torch.sparse_csc, torch.sparse_bsc):
+        parts = (tensor.ccol_indices(), tensor.row_indices(), tensor.values())
+    else:  # pragma: no cover - future layouts
+        parts = (tensor,)
+    for part in parts:
+        part.record_stream(stream)
+
+
+class _Unavailable:
+    """Stands in for the torch API when the backend cannot be used."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __getattr__(self, name: str) -> Any:
+        raise BackendUnavailableError(f"the torch backend is not available: {self.reason}")
+
+
+class _Api:
+    """The few torch callables one device type needs, resolved once."""
+
+    def __init__(self, torch: Any, device_type: str, module: Any) -> None:
+        self.torch = torch
+        self.device_type = device_type
+        accel = getattr(torch, "accelerator", None)
+        current = None
+        if accel is not None and accel.is_available():
+            current = accel.current_accelerator()
+        use_accel = accel is not None and current is not None and current.type == device_type
+
+        def pick(name: str, accel_name: str) -> Any:
+            fn = getattr(module, name, None)
+            if fn is None and use_accel:
+                fn = getattr(accel, accel_name, None)
+            return fn
+
+        self.get_stream: Any = pick("current_stream", "current_stream")
+        self.set_stream: Any = pick("set_stream", "set_stream")
+        self.get_device: Any = pick("current_device", "current_device_index")
+        self.set_device: Any = pick("set_device", "set_device_index")
+        if device_type == "cuda":
+            self.new_stream: Any = lambda index: module.Stream(device=index)
+            self.new_event: Any = lambda stream: module.Event()
+        else:
+            self.new_stream = lambda index: torch.Stream(device=torch.device(device_type, index))
+            self.new_event = lambda stream: torch.Event(device=stream.device)
+        self.pool_works = True
+
+
+class TorchBackend(BackendBase):
+    """A backend for one torch device type (``cuda``, ``xpu``, ``mps`` ...).
+
+    Streams are torch stream objects (``torch.cuda.Stream`` for CUDA,
+    ``torch.Stream`` otherwise) and events are ``torch.cuda.Event`` /
+    ``torch.Event`` with timing disabled. Pool streams come from torch's own
+    round-robin stream pool, as for ``torch.futures``.
+
+    Args:
+        device_type: the torch device type to serve.
+    """
+
+    def __init__(self, device_type: str = "cuda") -> None:
+        self.device_type = device_type
+        self._reason: str | None = None
+        self._count = 0
+        self._tensor_type: Any = None
+        self._api: Any = None
+        self._probe()
+        if self._reason is not None:
+            self._api = _Unavailable(self._reason)
+
+    # -- availability ---------------------------------------------------------------
+    def _probe(self) -> None:
+        try:
+            import torch as torch_module
+        except ImportError:
+            self._reason = f"torch is not installed: {_INSTALL}"
+            return
+        except Exception as exc:  # a broken install must not break the registry
+            self._reason = f"torch failed to import: {type(exc).__name__}: {exc}"
+            return
+        torch: Any = torch_module
+        self._tensor_type = torch.Tensor
+        version = getattr(torch, "__version__", "?")
+        kind = self.device_type
+        try:
+            if kind == "cuda":
+                if not torch.backends.cuda.is_built():
+                    self._reason = f"torch {version} was built without CUDA"
+                    return
+                module: Any = torch.cuda
+            else:
+                if not (hasattr(torch, "Stream") and hasattr(torch, "Event")):
+                    self._reason = (
+                        f"torch {version} has no device-generic torch.Stream/torch.Event "
+                        "(torch>=2.5 is needed)"
+                    )
+                    return
+                try:
+                    module = torch.get_device_module(kind)
+                except Exception:
+                    self._reason = (
+                        f"torch {version} has no {kind!r} device support (install the "
+                        f"PyTorch extension for {kind})"
+                    )
+                    return
+            if not module.is_available():
+                self._reason = f"no {kind.upper()} device found (torch {version})"
+                return
+            self._count = int(module.device_count())
+            if self._count <= 0:  # pragma: no cover - is_available() says otherwise
+                self._reason = f"no {kind.upper()} device found (torch {version})"
+                return
+            api = _Api(torch, kind, module)
+            missing = [
+                n
+                for n in ("get_stream", "set_stream", "get_device", "set_device")
+                if getattr(api, n) is None
+            ]
+            if missing:
+                self._reason = (
+                    f"torch {version} does not expose current/set stream and device "
+                    f"functions for {kind!r}"
+                )
+                return
+            self._api = api
+        except Exception as exc:  # is_available() must never raise
+            self._reason = f"probing torch {kind} failed: {type(exc).__name__}: {exc}"
+
+    def unavailable_reason(self) -> str | None:
+        """Why torch cannot serve this device type here, or ``None``."""
+        return self._reason
+
+    def device_count(self) -> int:
+        """Number of devices of this type torch sees (0 when unavailable)."""
+        return self._count
+
+    # -- streams --------------------------------------------------------------------
+    def current_stream(self, device: Device) -> Any:
+        """The current torch stream on ``device`` for the calling thread."""
+        return self._api.get_stream(device.index)
+
+    def stream_from_pool(self, device: Device) -> Any:
+        """A stream from torch's per-device stream pool.
+
+        Devices that have a single stream (such as ``mps``) give their current
+        stream.
+        """
+        api = self._api
+        if api.pool_works:
+            try:
+                return api.new_stream(device.index)
+            except (RuntimeError, NotImplementedError):
+                if self.device_type == "cuda":
+                    raise
+                api.pool_works = False
+        return api.get_stream(device.index)
+
+    @contextlib.contextmanager
+    def use_streams(self, streams: Sequence[Any]) -> Iterator[None]:
+        """Make ``streams`` torch's current streams, restoring the previous ones after.
+
+        The current device is left as it was (torch's ``set_stream`` switches it).
+        """
+        if not streams:
+            yield
+            return
+        api = self._api
+        prev_device = api.get_device()
+        previous = [api.get_stream(s.device_index) for s in streams]
+        try:
+            for stream in streams:
+                api.set_stream(stream)
+            api.set_device(prev_device)
+            yield
+        finally:
+            for stream in reversed(previous):
+                api.set_stream(stream)
+            api.set_device(prev_device)
+
+    # -- events ---------------------------------------------------------------------
+    def record_event(self, stream: Any) -> Any:
+        """Record a new event (timing disabled) on ``stream``."""
+        event = self._api.new_event(stream)
+        event.record(stream)
+        return event
+
+    def wait_event(self, stream: Any, event: Any) -> None:
+        """Make ``stream`` wait for ``event`` (device-side, the host does not block)."""
+        event.wait(stream)
+
+    def query_event(self, event: Any) -> bool:
+        """Whether the work before ``event`` is done."""
+        return bool(event.query())
+
+    def synchronize_event(self, event: Any) -> None:
+        """Block the host until ``event`` completes."""
+        event.synchronize()
+
+    # -- values ---------------------------------------------------------------------
+    def device_of(self, obj: Any) -> Device | None:
+        """The device of a tensor (dense or sparse); ``None`` for anything else.
+
+        CPU and meta tensors give ``None``. A tensor on another accelerator type
+        gives its device, so that the future rejects it as torch does.
+        """
+        tensor_type = self._tensor_type
+        if tensor_type is None or not isinstance(obj, tensor_type):
+            return None
+        return tensor_device(obj)
+
+    def record_value_on_stream(self, obj: Any, stream: Any) -> None:
+        """``Tensor.record_stream`` for tensors of this device type (sparse: each part)."""
+        tensor_type = self._tensor_type
+        if tensor_type is None or not isinstance(obj, tensor_type):
+            return
+        if obj.device.type != self.device_type:
+            return
+        record_tensor_on_stream(obj, stream)
+
+    def __repr__(self) -> str:
+        state = "available" if self._reason is None else f"unavailable: {self._reason}"
+        return f"<TorchBackend {self.device_type!r} ({state})>"
+
+
+@hookimpl
+def futurekit_device_backends() -> Iterator[BackendSpec]:
+    """The torch backends: ``cuda`` (named ``torch``) and ``torch-<type>`` for others."""
+    yield BackendSpec(
+        name="torch",
+        device_type="cuda",
+        load=functools.partial(TorchBackend, "cuda"),
+        priority=10,
+        extra="torch",
+        description="PyTorch CUDA streams and events (torch.cuda)",
+    )
+    for kind in ACCELERATOR_TYPES:
+        yield BackendSpec(
+            name=f"torch-{kind}",
+            device_type=kind,
+            load=functools.partial(TorchBackend, kind),
+            priority=10,
+            extra="torch",
+            description=f"PyTorch {kind} streams and events (torch.Stream, torch.Event)",
+        )
