@@ -18,6 +18,7 @@ from ._protocol import Backend, BackendBase
 from ._spec import BackendSpec
 
 if TYPE_CHECKING:
+    from ._hookspec import hookimpl
     from ._registry import (
         BackendInfo,
         PluginFailure,
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
         register,
         unregister,
     )
-    from ._hookspec import hookimpl
 
 __all__ = (
     "Backend",

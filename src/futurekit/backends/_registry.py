@@ -201,7 +201,7 @@ class _Registry:
             plugin = impl.plugin_name
             dist, version = self.plugin_dists.get(plugin, (None, None))
             try:
-                specs = list(impl.function() or ())
+                specs: list[Any] = list(impl.function() or ())  # type: ignore[call-overload]
                 for spec in specs:
                     if not isinstance(spec, BackendSpec):
                         raise TypeError(f"hook yielded {spec!r}, not a BackendSpec")
@@ -283,9 +283,7 @@ class _Registry:
         extras = sorted({e.spec.extra for e in entries if e.spec.extra})
         if extras:
             return " or ".join(f"pip install 'futurekit[{x}]'" for x in extras)
-        return _KNOWN_EXTRAS.get(
-            device_type, "install a futurekit backend plugin that serves it"
-        )
+        return _KNOWN_EXTRAS.get(device_type, "install a futurekit backend plugin that serves it")
 
     def get(self, device_type: str, name: str | None) -> Any:
         env = os.environ.get(f"FUTUREKIT_BACKEND_{device_type.upper().replace('-', '_')}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from ._errors import InvalidDeviceError
@@ -15,31 +14,78 @@ __all__ = ["Device", "DeviceLike", "parse_device", "parse_devices"]
 DeviceLike = Any
 
 
-@dataclass(frozen=True, order=True, slots=True)
 class Device:
     """A device: a type (``"cuda"``, ``"sim"`` ...) and a non-negative index.
 
-    Devices sort by type, then index; ``str(Device("cuda", 0)) == "cuda:0"``.
+    Immutable and hashable; devices sort by type, then index;
+    ``str(Device("cuda", 0)) == "cuda:0"``. Like ``torch.device`` it has ``.type``
+    and ``.index``.
     """
 
-    type: str
-    index: int
+    __slots__ = ("_key",)
+    _key: tuple[str, int]
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.type, str) or not self.type:
-            raise TypeError(f"Device type must be a non-empty str, got {self.type!r}")
-        if isinstance(self.index, bool) or not isinstance(self.index, int):
-            raise TypeError(f"Device index must be an int, got {self.index!r}")
-        if self.index < 0:
-            raise InvalidDeviceError(
-                f"Device index must not be negative, got {self.type}:{self.index}"
-            )
+    def __init__(self, type: str, index: int) -> None:
+        if not isinstance(type, str) or not type:
+            raise TypeError(f"Device type must be a non-empty str, got {type!r}")
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"Device index must be an int, got {index!r}")
+        if index < 0:
+            raise InvalidDeviceError(f"Device index must not be negative, got {type}:{index}")
+        object.__setattr__(self, "_key", (type, index))
+
+    @property
+    def type(self) -> str:
+        """The device type, e.g. ``"cuda"``."""
+        return self._key[0]
+
+    @property
+    def index(self) -> int:
+        """The device index (``>= 0``)."""
+        return self._key[1]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Device is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Device is immutable")
+
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return (Device, self._key)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Device):
+            return self._key == other._key
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __lt__(self, other: Device) -> bool:
+        if not isinstance(other, Device):
+            return NotImplemented
+        return self._key < other._key
+
+    def __le__(self, other: Device) -> bool:
+        if not isinstance(other, Device):
+            return NotImplemented
+        return self._key <= other._key
+
+    def __gt__(self, other: Device) -> bool:
+        if not isinstance(other, Device):
+            return NotImplemented
+        return self._key > other._key
+
+    def __ge__(self, other: Device) -> bool:
+        if not isinstance(other, Device):
+            return NotImplemented
+        return self._key >= other._key
 
     def __str__(self) -> str:
-        return f"{self.type}:{self.index}"
+        return f"{self._key[0]}:{self._key[1]}"
 
     def __repr__(self) -> str:
-        return f"Device({self.type!r}, {self.index})"
+        return f"Device({self._key[0]!r}, {self._key[1]})"
 
 
 def _parse_str(text: str) -> tuple[str, int | None]:
@@ -54,8 +100,7 @@ def _parse_str(text: str) -> tuple[str, int | None]:
         index = int(idx)
     except ValueError:
         raise InvalidDeviceError(
-            f"Invalid device string {text!r}: the index after ':' must be an integer, "
-            "e.g. 'cuda:0'"
+            f"Invalid device string {text!r}: the index after ':' must be an integer, e.g. 'cuda:0'"
         ) from None
     if index < 0:
         raise InvalidDeviceError(f"Device index must not be negative, got {text!r}")

@@ -11,6 +11,7 @@ __all__ = [
     "CallbackError",
     "CancelledError",
     "InvalidDeviceError",
+    "InvalidFutureError",
     "InvalidStateError",
     "NotAnExceptionError",
     "TimeoutError",
@@ -60,7 +61,7 @@ class CallbackError(RuntimeError):
         return err
 
 
-class TimeoutError(builtins.TimeoutError):  # noqa: A001 - deliberately shadows the builtin
+class TimeoutError(builtins.TimeoutError):
     """A wait with a timeout ran out of time; the future is unaffected."""
 
 
@@ -85,4 +86,12 @@ class BackendUnavailableError(BackendError):
 
     The message says which backends exist for the type, why each is
     unavailable, and which ``pip install futurekit[...]`` extra provides one.
+    """
+
+
+class InvalidFutureError(TypeError, RuntimeError):
+    """A combinator was given ``None`` or something that is not a futurekit Future.
+
+    torch raises ``RuntimeError("Future can't be None")`` for ``None``; this class
+    is both that and a ``TypeError``.
     """

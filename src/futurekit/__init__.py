@@ -1,0 +1,79 @@
+"""futurekit: torch.futures for any device.
+
+``Future``, ``collect_all`` and ``wait_all`` behave like ``torch.futures``; device
+synchronization is delegated to backends found through pluggy (see
+:mod:`futurekit.backends`). ``import futurekit`` imports neither torch, CUDA nor
+pluggy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .core._combinators import as_completed, collect_all, collect_any, wait_all, wait_any
+from .core._devices import Device
+from .core._errors import (
+    BackendError,
+    BackendUnavailableError,
+    CallbackError,
+    CancelledError,
+    InvalidDeviceError,
+    InvalidFutureError,
+    InvalidStateError,
+    NotAnExceptionError,
+    TimeoutError,
+)
+from .core._future import Future
+
+if TYPE_CHECKING:
+    from .core._interop import from_asyncio, from_concurrent, from_torch
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "BackendError",
+    "BackendUnavailableError",
+    "CallbackError",
+    "CancelledError",
+    "Device",
+    "Future",
+    "InvalidDeviceError",
+    "InvalidFutureError",
+    "InvalidStateError",
+    "NotAnExceptionError",
+    "TimeoutError",
+    "__version__",
+    "as_completed",
+    "collect_all",
+    "collect_any",
+    "from_asyncio",
+    "from_concurrent",
+    "from_torch",
+    "wait_all",
+    "wait_any",
+)
+
+_LAZY = {"from_asyncio", "from_concurrent", "from_torch"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from .core import _interop
+
+        value = getattr(_interop, name)
+        value.__module__ = "futurekit"
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'futurekit' has no attribute {name!r}")
+
+
+for _name in __all__:
+    if _name in _LAZY:
+        continue
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("futurekit."):
+        try:
+            _obj.__module__ = "futurekit"
+        except (AttributeError, TypeError):  # pragma: no cover
+            pass
+del _name, _obj
