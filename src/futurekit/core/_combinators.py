@@ -7,7 +7,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import InvalidFutureError, TimeoutError
-from ._future import _DONE, _FAILED, _PENDING, Future, InternalCallback, _check_timeout, _lock
+from ._future import (
+    _DONE,
+    _FAILED,
+    _PENDING,
+    Future,
+    InternalCallback,
+    _acquire,
+    _check_timeout,
+    _release,
+)
 
 if TYPE_CHECKING:
     import queue
@@ -54,9 +63,12 @@ class _Gather(InternalCallback):
         if fut._state != _DONE:  # first error wins, at once (torch: callback errors only)
             self.result._complete_quietly(_FAILED, fut._value)
             return
-        with _lock:
+        _acquire()
+        try:
             self.remaining -= 1
             last = self.remaining == 0
+        finally:
+            _release()
         if last:
             self.result._complete_quietly(_DONE, self.futures)
 
@@ -90,6 +102,16 @@ def wait_all(futures: Sequence[Future[Any]]) -> list[Any]:
     Raises:
         Exception: the first error, as soon as any input fails.
     """
+    if type(futures) is list or type(futures) is tuple:
+        # Fast path: every input is a completed CPU future.
+        values: list[Any] = []
+        append = values.append
+        for fut in futures:
+            if type(fut) is not Future or fut._state != _DONE or fut._dev is not None:
+                break
+            append(fut._value)
+        else:
+            return values
     return [fut.wait() for fut in collect_all(futures).wait()]
 
 

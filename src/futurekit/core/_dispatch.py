@@ -21,37 +21,36 @@ __all__ = ["MAX_INLINE_DEPTH", "drain_until", "has_queued_work", "run_callbacks"
 #: Nesting depth of completions run inline before the trampoline takes over.
 MAX_INLINE_DEPTH = 24
 
-_Invoke = Callable[[Any, Any], None]
+#: ``run_all(fut, callbacks)``: runs a batch of callbacks of one future.
+_RunAll = Callable[[Any, Iterable[Any]], None]
 
 
 class _ThreadState(threading.local):
     depth: int = 0
-    queue: deque[tuple[Any, Iterable[Any], _Invoke]] | None = None
+    queue: deque[tuple[Any, Iterable[Any], _RunAll]] | None = None
 
 
 _tls = _ThreadState()
 
 
-def run_callbacks(fut: Any, callbacks: Iterable[Any], invoke: _Invoke) -> None:
-    """Run ``invoke(fut, cb)`` for each callback, inline or deferred by depth."""
+def run_callbacks(fut: Any, callbacks: Iterable[Any], run_all: _RunAll) -> None:
+    """Run ``run_all(fut, callbacks)`` now, or queue it when nested too deeply."""
     tls = _tls
     depth = tls.depth
     if depth >= MAX_INLINE_DEPTH:
         queue = tls.queue
         if queue is None:
             queue = tls.queue = deque()
-        queue.append((fut, callbacks, invoke))
+        queue.append((fut, callbacks, run_all))
         return
     tls.depth = depth + 1
     try:
-        for cb in callbacks:
-            invoke(fut, cb)
+        run_all(fut, callbacks)
         if depth == 0:
             queue = tls.queue
             while queue:
-                qfut, qcbs, qinvoke = queue.popleft()
-                for cb in qcbs:
-                    qinvoke(qfut, cb)
+                qfut, qcbs, qrun_all = queue.popleft()
+                qrun_all(qfut, qcbs)
     finally:
         tls.depth = depth
 
@@ -69,8 +68,7 @@ def drain_until(done: Callable[[], bool]) -> None:
     tls.depth = depth + 1
     try:
         while queue and not done():
-            qfut, qcbs, qinvoke = queue.popleft()
-            for cb in qcbs:
-                qinvoke(qfut, cb)
+            qfut, qcbs, qrun_all = queue.popleft()
+            qrun_all(qfut, qcbs)
     finally:
         tls.depth = depth

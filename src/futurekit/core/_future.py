@@ -40,8 +40,11 @@ _CANCELLED = 3
 #: One lock for every future's state transitions: held for a few bytecodes, never
 #: while user code, backend code or a waiter runs. Futures carry no lock of their own.
 _lock = threading.Lock()
+_acquire = _lock.acquire
+_release = _lock.release
 _new_waiter = threading.Lock
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
+_new_future = object.__new__
 
 
 def _check_timeout(timeout: object) -> float:
@@ -81,37 +84,34 @@ class _ErrorGuard:
             pass
 
 
-class _Then:
-    """A ``then`` registration: the callback and the child it completes."""
+# A ``then`` registration is a tuple ``(callback, child, executor, unwrap)``: cheaper
+# than an object, and never confused with a user callback (tuples are not callable).
+_Then = tuple  # type: ignore[type-arg]
 
-    __slots__ = ("child", "executor", "fn", "unwrap")
 
-    def __init__(
-        self, fn: Callable[[Any], Any], child: Future[Any], executor: Any, unwrap: bool
-    ) -> None:
-        self.fn = fn
-        self.child = child
-        self.executor = executor
-        self.unwrap = unwrap
+def _run_then(fut: Future[Any], link: tuple[Any, Future[Any], Any, bool]) -> None:
+    """Run a ``then`` callback and complete its child with the outcome."""
+    fn, child, _, unwrap = link
+    try:
+        result = fn(fut)
+    except BaseException as exc:  # torch turns every callback error into the child's
+        child._complete_quietly(_FAILED, CallbackError.from_exception(exc))
+        return
+    if unwrap:
+        from ._interop import adopt
 
-    def run(self, fut: Future[Any]) -> None:
-        child = self.child
-        try:
-            result = self.fn(fut)
-        except BaseException as exc:  # torch turns every callback error into the child's
-            child._complete_quietly(_FAILED, CallbackError.from_exception(exc))
-            return
-        if self.unwrap:
-            from ._interop import adopt
-
-            adopt(child, result)
-        else:
-            child._set_result_quietly(result)
+        adopt(child, result)
+    elif child._dev is None:
+        if not child._complete(_DONE, result):
+            logger.debug("result for %r ignored: the future was already completed", child)
+    else:
+        child._set_result_quietly(result)
 
 
 class InternalCallback:
-    """Base for the core's own callbacks: they never touch device data, so they
-    run without pool streams and their errors are bugs, not user errors.
+    """Base for the core's own callbacks.
+
+    They never touch device data, so they run without pool streams.
     """
 
     __slots__ = ()
@@ -133,15 +133,15 @@ def _log_callback_error(exc: BaseException) -> None:
 def _invoke_now(fut: Future[Any], cb: Any) -> None:
     """Run one callback in this thread (under device streams for device futures)."""
     dev = fut._dev
-    if type(cb) is _Then:
+    if type(cb) is tuple:
         if dev is None:
-            cb.run(fut)
+            _run_then(fut, cb)
             return
         try:
             with dev.callback_streams():
-                cb.run(fut)
+                _run_then(fut, cb)
         except BaseException as exc:  # the backend failed to set up streams
-            cb.child._complete_quietly(_FAILED, exc)
+            cb[1]._complete_quietly(_FAILED, exc)
         return
     try:
         if dev is None or isinstance(cb, InternalCallback):
@@ -154,13 +154,47 @@ def _invoke_now(fut: Future[Any], cb: Any) -> None:
 
 
 def _invoke(fut: Future[Any], cb: Any) -> None:
-    if type(cb) is _Then and cb.executor is not None:
-        try:
-            cb.executor.submit(_invoke_now, fut, cb)
-        except BaseException as exc:  # executor shut down, etc.
-            cb.child._complete_quietly(_FAILED, exc)
+    """Run one callback: the CPU cases inline, the rest through ``_invoke_now``."""
+    if fut._dev is None:
+        if type(cb) is tuple:
+            if cb[2] is None:
+                _run_then(fut, cb)
+                return
+        else:
+            try:
+                cb(fut)
+            except BaseException as exc:  # torch swallows and logs these errors
+                _log_callback_error(exc)
+            return
+    elif type(cb) is not tuple or cb[2] is None:
+        _invoke_now(fut, cb)
         return
-    _invoke_now(fut, cb)
+    try:
+        cb[2].submit(_invoke_now, fut, cb)
+    except BaseException as exc:  # executor shut down, etc.
+        cb[1]._complete_quietly(_FAILED, exc)
+
+
+def _run_all(fut: Future[Any], callbacks: Any) -> None:
+    """Run a batch of callbacks of one future (the CPU case inlined)."""
+    if fut._dev is None:
+        for cb in callbacks:
+            if type(cb) is tuple:
+                if cb[2] is None:
+                    _run_then(fut, cb)
+                else:
+                    _invoke(fut, cb)
+            else:
+                try:
+                    cb(fut)
+                except BaseException as exc:  # torch swallows and logs these errors
+                    _log_callback_error(exc)
+    else:
+        for cb in callbacks:
+            _invoke(fut, cb)
+
+
+_run_callbacks = _dispatch.run_callbacks
 
 
 class Future(Generic[T]):
@@ -223,7 +257,8 @@ class Future(Generic[T]):
     # -- completion -------------------------------------------------------------
     def _complete(self, state: int, value: Any) -> bool:
         """Store the outcome, wake waiters, run callbacks. False if already complete."""
-        with _lock:
+        _acquire()
+        try:
             if self._state:
                 return False
             self._value = value
@@ -233,11 +268,13 @@ class Future(Generic[T]):
             self._callbacks = self._waiters = None
             if state == _FAILED and not self._observed:
                 self._guard = _ErrorGuard(value, repr(self))
+        finally:
+            _release()
         if waiters:
             for waiter in waiters:
                 waiter.release()
         if callbacks:
-            _dispatch.run_callbacks(self, callbacks, _invoke)
+            _run_callbacks(self, callbacks, _run_all)
         return True
 
     def _complete_device(self, value: Any) -> bool:
@@ -249,7 +286,8 @@ class Future(Generic[T]):
             events, buffers = dev.prepare(value)
         except Exception as exc:  # torch: complete with the extraction/backend error
             return self._complete(_FAILED, exc)
-        with _lock:
+        _acquire()
+        try:
             if self._state:
                 return False
             dev.events = events
@@ -259,11 +297,13 @@ class Future(Generic[T]):
             callbacks = self._callbacks
             waiters = self._waiters
             self._callbacks = self._waiters = None
+        finally:
+            _release()
         if waiters:
             for waiter in waiters:
                 waiter.release()
         if callbacks:
-            _dispatch.run_callbacks(self, callbacks, _invoke)
+            _run_callbacks(self, callbacks, _run_all)
         return True
 
     def _set_result_quietly(self, value: Any) -> None:
@@ -290,11 +330,27 @@ class Future(Generic[T]):
             InvalidStateError: the future is already complete (a ``RuntimeError``
                 with torch's message); the first outcome is kept.
         """
-        if self._dev is None:
-            if not self._complete(_DONE, result):
+        if self._dev is not None:
+            if not self._complete_device(result):
                 raise InvalidStateError(ALREADY_COMPLETED)
-        elif not self._complete_device(result):
-            raise InvalidStateError(ALREADY_COMPLETED)
+            return
+        _acquire()
+        try:
+            if self._state:
+                raise InvalidStateError(ALREADY_COMPLETED)
+            self._value = result
+            self._state = _DONE
+            callbacks = self._callbacks
+            waiters = self._waiters
+            if callbacks is not None or waiters is not None:
+                self._callbacks = self._waiters = None
+        finally:
+            _release()
+        if waiters:
+            for waiter in waiters:
+                waiter.release()
+        if callbacks:
+            _run_callbacks(self, callbacks, _run_all)
 
     def set_exception(self, result: BaseException) -> None:
         """Complete the future with an error: ``wait()``/``value()`` raise ``result`` itself.
@@ -361,7 +417,8 @@ class Future(Generic[T]):
             return False
         waiter = _new_waiter()
         waiter.acquire()
-        with _lock:
+        _acquire()
+        try:
             if self._state:
                 return True
             self._observed = True
@@ -369,6 +426,8 @@ class Future(Generic[T]):
                 self._waiters = [waiter]
             else:
                 self._waiters.append(waiter)
+        finally:
+            _release()
         try:
             if timeout is None:
                 acquired = waiter.acquire()
@@ -383,9 +442,12 @@ class Future(Generic[T]):
         return True
 
     def _drop_waiter(self, waiter: Any) -> None:
-        with _lock:
+        _acquire()
+        try:
             if self._waiters is not None and waiter in self._waiters:
                 self._waiters.remove(waiter)
+        finally:
+            _release()
 
     def _retrieve(self) -> Any:
         """Mark the outcome as seen (no never-retrieved warning) and return it."""
@@ -416,6 +478,8 @@ class Future(Generic[T]):
             Exception: the future's error (the very object given to
                 ``set_exception``, or a :class:`CallbackError`).
         """
+        if self._state == _DONE and self._dev is None and timeout is None:
+            return self._value  # type: ignore[no-any-return]
         if timeout is not None:
             timeout = _check_timeout(timeout)
         if not self._state and not self._block(timeout):
@@ -493,7 +557,8 @@ class Future(Generic[T]):
 
     # -- callbacks ---------------------------------------------------------------
     def _register(self, cb: Any) -> None:
-        with _lock:
+        _acquire()
+        try:
             self._observed = True
             if not self._state:
                 if self._callbacks is None:
@@ -501,8 +566,10 @@ class Future(Generic[T]):
                 else:
                     self._callbacks.append(cb)
                 return
+        finally:
+            _release()
         self._retrieve()
-        _dispatch.run_callbacks(self, (cb,), _invoke)
+        _run_callbacks(self, (cb,), _run_all)
 
     def then(
         self,
@@ -540,8 +607,43 @@ class Future(Generic[T]):
             raise TypeError(
                 f"executor must be a concurrent.futures.Executor (with submit()), got {executor!r}"
             )
-        child: Future[S] = Future._child(self._dev)
-        self._register(_Then(callback, child, executor, bool(unwrap)))
+        child: Future[S] = _new_future(Future)
+        child._state = _PENDING
+        child._value = None
+        child._callbacks = None
+        child._waiters = None
+        child._observed = False
+        child._guard = None
+        dev = self._dev
+        if dev is None:
+            child._dev = None
+            if self._state == _DONE and executor is None and not unwrap:
+                # Fast path: completed CPU parent, inline callback, fresh child.
+                try:
+                    child._value = callback(self)
+                except BaseException as exc:
+                    child._value = None
+                    child._complete_quietly(_FAILED, CallbackError.from_exception(exc))
+                    return child
+                child._state = _DONE
+                return child
+        else:
+            child._dev = dev.child()
+        link = (callback, child, executor, bool(unwrap))
+        _acquire()
+        try:
+            self._observed = True
+            if not self._state:
+                callbacks = self._callbacks
+                if callbacks is None:
+                    self._callbacks = [link]
+                else:
+                    callbacks.append(link)
+                return child
+        finally:
+            _release()
+        self._retrieve()
+        _run_callbacks(self, (link,), _run_all)
         return child
 
     def add_done_callback(self, callback: Callable[[Future[T]], object]) -> None:
@@ -559,7 +661,20 @@ class Future(Generic[T]):
                 f"add_done_callback() expects a callable that takes the future, got "
                 f"{type(callback).__name__}: {callback!r}"
             )
-        self._register(callback)
+        _acquire()
+        try:
+            self._observed = True
+            if not self._state:
+                callbacks = self._callbacks
+                if callbacks is None:
+                    self._callbacks = [callback]
+                else:
+                    callbacks.append(callback)
+                return
+        finally:
+            _release()
+        self._retrieve()
+        _run_callbacks(self, (callback,), _run_all)
 
     # -- interop ------------------------------------------------------------------
     def to_torch(self) -> Any:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import sys
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import CancelledError
 from ._future import _CANCELLED, _DONE, _FAILED, Future, InternalCallback
+
+if TYPE_CHECKING:
+    from ._devices import DeviceLike
 
 __all__ = [
     "adopt",
@@ -81,22 +84,51 @@ def adopt(child: Future[Any], result: Any) -> None:
 
 
 # -- torch -------------------------------------------------------------------------
-def from_torch(torch_future: Any) -> Future[Any]:
+def from_torch(
+    torch_future: Any,
+    *,
+    devices: list[DeviceLike] | tuple[DeviceLike, ...] | None = None,
+    backend: str | None = None,
+) -> Future[Any]:
     """A futurekit Future completed when ``torch_future`` completes (never blocks).
 
-    The value is the torch future's value; its error (including one set with
-    ``set_exception``) becomes this future's error.
+    The value is the torch future's value (the same object); its error (including
+    one set with ``set_exception``) becomes this future's error, the same object. A
+    ``concurrent.futures.CancelledError`` from torch makes this future cancelled.
+
+    Difference from torch: a ``torch.futures.Future`` does not tell Python which
+    devices it has, so pass the same ``devices=`` to get a device future. The value
+    is then handed over on the streams torch made current for its callback (already
+    synchronized with torch's events) and this future records its own events there,
+    so ``wait()`` and callbacks are ordered after the torch work.
+
+    Args:
+        torch_future: a ``torch.futures.Future`` (for example from
+            ``Work.get_future()`` or ``torch.distributed.rpc.rpc_async``).
+        devices: the devices of the returned future (as for :class:`Future`).
+        backend: the backend name for those devices (as for :class:`Future`).
 
     Raises:
         TypeError: ``torch_future`` is not a ``torch.futures.Future``.
     """
     if not is_torch_future(torch_future):
         raise TypeError(
-            f"from_torch() expects a torch.futures.Future, got {type(torch_future).__name__}"
+            f"from_torch() expects a torch.futures.Future, got {type(torch_future).__name__}; "
+            "use from_concurrent() or from_asyncio() for other futures"
         )
-    fut: Future[Any] = Future()
+    fut: Future[Any] = Future(devices=devices, backend=backend)
+    torch_future.add_done_callback(_FromTorch(fut))
+    return fut
 
-    def _done(tf: Any) -> None:
+
+class _FromTorch:
+    __slots__ = ("fut",)
+
+    def __init__(self, fut: Future[Any]) -> None:
+        self.fut = fut
+
+    def __call__(self, tf: Any) -> None:
+        fut = self.fut
         try:
             value = tf.value()
         except cf.CancelledError as exc:
@@ -107,11 +139,15 @@ def from_torch(torch_future: Any) -> Future[Any]:
             return
         fut._set_result_quietly(value)
 
-    torch_future.add_done_callback(_done)
-    return fut
 
+class _ToTorch:
+    """Completes a torch future from ours.
 
-class _ToTorch(InternalCallback):
+    Not an internal callback: on a device future it runs under the pool streams
+    (synchronized with our events), so the events torch records are ordered after
+    ours.
+    """
+
     __slots__ = ("torch_future",)
 
     def __init__(self, torch_future: Any) -> None:
@@ -121,37 +157,59 @@ class _ToTorch(InternalCallback):
         tf = self.torch_future
         if tf.done():
             return
-        if src._state == _DONE:
-            tf.set_result(src._value)
-        else:
-            tf.set_exception(src._value)
+        try:
+            if src._state == _DONE:
+                tf.set_result(src._value)
+            else:
+                tf.set_exception(src._value)
+        except Exception as exc:  # torch rejected the value (e.g. a tensor on a bad device)
+            if not tf.done():
+                tf.set_exception(exc)
 
 
 def to_torch(fut: Future[Any]) -> Any:
     """A ``torch.futures.Future`` completed when ``fut`` completes (value or error).
 
-    A device future gives a torch future with the same devices (torch then does
-    its own stream synchronization).
+    It can be returned wherever torch expects a ``torch.futures.Future`` (a DDP
+    communication hook, an RPC function decorated with ``@rpc.functions.async_execution``).
+    Never blocks. A device future gives a torch future with the same devices,
+    completed on pool streams that wait on ``fut``'s events, so torch's own stream
+    synchronization follows. Cancelling ``fut`` fails the torch future with
+    :class:`CancelledError` (torch futures cannot be cancelled).
 
     Raises:
         ModuleNotFoundError: torch is not installed (``pip install 'futurekit[torch]'``).
+        ValueError: ``fut`` has devices of a type torch does not know (such as ``sim``).
     """
+    if not isinstance(fut, Future):
+        raise TypeError(f"to_torch() expects a futurekit.Future, got {type(fut).__name__}")
     try:
         import torch
     except ModuleNotFoundError as exc:  # pragma: no cover - torch is a test dependency
         raise ModuleNotFoundError("to_torch() needs torch: pip install 'futurekit[torch]'") from exc
     devices = [str(d) for d in fut.devices] or None
-    tf: Any = torch.futures.Future(devices=devices)  # type: ignore[arg-type]
+    try:
+        tf: Any = torch.futures.Future(devices=devices)  # type: ignore[arg-type]
+    except RuntimeError as exc:
+        raise ValueError(
+            f"to_torch(): torch futures cannot hold the devices {devices} of this future "
+            f"({exc}); wait() on it and complete a CPU torch future instead"
+        ) from exc
     fut._register(_ToTorch(tf))
     return tf
 
 
 # -- concurrent.futures --------------------------------------------------------------
 def from_concurrent(cf_future: cf.Future[T]) -> Future[T]:
-    """A futurekit Future that follows a ``concurrent.futures.Future``.
+    """A futurekit Future that follows a ``concurrent.futures.Future`` (never blocks).
 
-    Cancelling either one cancels the other (a running ``concurrent.futures``
-    future cannot be cancelled; then ours stays pending until it finishes).
+    Values and errors are passed on as the same objects. Cancelling either one
+    cancels the other; a ``concurrent.futures`` future that is already running
+    cannot be cancelled, but ours is cancelled at once anyway and its later
+    outcome is ignored.
+
+    Raises:
+        TypeError: ``cf_future`` is not a ``concurrent.futures.Future``.
     """
     if not isinstance(cf_future, cf.Future):
         raise TypeError(
@@ -187,10 +245,15 @@ class _CancelOther(InternalCallback):
 
 
 def to_concurrent(fut: Future[T]) -> cf.Future[T]:
-    """A ``concurrent.futures.Future`` completed when ``fut`` completes.
+    """A ``concurrent.futures.Future`` completed when ``fut`` completes (never blocks).
 
     Cancelling the returned future cancels ``fut`` and vice versa.
+
+    Raises:
+        TypeError: ``fut`` is not a futurekit Future.
     """
+    if not isinstance(fut, Future):
+        raise TypeError(f"to_concurrent() expects a futurekit.Future, got {type(fut).__name__}")
     out: cf.Future[T] = cf.Future()
 
     def _back(other: cf.Future[T]) -> None:
@@ -232,8 +295,18 @@ def to_asyncio(fut: Future[T], loop: Any = None) -> Any:
     """
     import asyncio
 
+    if not isinstance(fut, Future):
+        raise TypeError(f"to_asyncio() expects a futurekit.Future, got {type(fut).__name__}")
     if loop is None:
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "to_asyncio() was called outside a running event loop; pass loop= "
+                "or call it from a coroutine"
+            ) from None
+    elif not isinstance(loop, asyncio.AbstractEventLoop):
+        raise TypeError(f"loop must be an asyncio event loop or None, got {loop!r}")
     aio = loop.create_future()
 
     def _copy() -> None:
@@ -292,15 +365,22 @@ def from_asyncio(aio_future: Any) -> Future[Any]:
         else:
             fut._set_result_quietly(a.result())
 
-    class _CancelInLoop(InternalCallback):
-        __slots__ = ()
-
-        def __call__(self, src: Future[Any]) -> None:
-            if src._state == _CANCELLED and not aio_future.done():
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(aio_future.cancel)
-
-    fut._register(_CancelInLoop())
+    fut._register(_CancelInLoop(loop, aio_future))
     fut._observed = False
     aio_future.add_done_callback(_done)
     return fut
+
+
+class _CancelInLoop(InternalCallback):
+    """Cancels an asyncio future, on its loop, when ours is cancelled."""
+
+    __slots__ = ("aio_future", "loop")
+
+    def __init__(self, loop: Any, aio_future: Any) -> None:
+        self.loop = loop
+        self.aio_future = aio_future
+
+    def __call__(self, src: Future[Any]) -> None:
+        if src._state == _CANCELLED and not self.aio_future.done():
+            with contextlib.suppress(RuntimeError):  # loop closed
+                self.loop.call_soon_threadsafe(self.aio_future.cancel)
