@@ -56,9 +56,21 @@ class CallbackError(RuntimeError):
     @classmethod
     def from_exception(cls, exc: BaseException) -> CallbackError:
         """Build the error for a callback that raised ``exc``."""
-        err = cls(f"{CALLBACK_ERROR_PREFIX}{type(exc).__name__}: {exc}", exc)
+        # torch names the exception as Python sees it; futurekit's own errors are
+        # torch's RuntimeError / AssertionError, and pybind11 shows "" this way.
+        name = _TORCH_NAMES.get(type(exc), type(exc).__name__)
+        text = str(exc) or "<EMPTY MESSAGE>"
+        err = cls(f"{CALLBACK_ERROR_PREFIX}{name}: {text}", exc)
         err.__cause__ = exc
         return err
+
+
+#: futurekit error types whose torch counterpart has another name.
+_TORCH_NAMES: dict[type[BaseException], str] = {
+    CallbackError: "RuntimeError",
+    InvalidStateError: "RuntimeError",
+    NotAnExceptionError: "AssertionError",
+}
 
 
 class TimeoutError(builtins.TimeoutError):
