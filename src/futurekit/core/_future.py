@@ -102,8 +102,25 @@ def _run_then(fut: Future[Any], link: tuple[Any, Future[Any], Any, bool]) -> Non
 
         adopt(child, result)
     elif child._dev is None:
-        if not child._complete(_DONE, result):
-            logger.debug("result for %r ignored: the future was already completed", child)
+        # child._complete(_DONE, result), inlined: this is the hot path of chains
+        _acquire()
+        try:
+            if child._state:
+                logger.debug("result for %r ignored: already completed", child)
+                return
+            child._value = result
+            child._state = _DONE
+            callbacks = child._callbacks
+            waiters = child._waiters
+            if callbacks is not None or waiters is not None:
+                child._callbacks = child._waiters = None
+        finally:
+            _release()
+        if waiters:
+            for waiter in waiters:
+                waiter.release()
+        if callbacks:
+            _run_callbacks(child, callbacks, _run_all)
     else:
         child._set_result_quietly(result)
 
