@@ -133,9 +133,13 @@ def collect_any(futures: Sequence[Future[T]]) -> Future[Future[T]]:
         ValueError: ``futures`` is empty.
         InvalidFutureError: an element is ``None`` or not a futurekit Future.
     """
-    futs = _validate(futures, "collect_any")
+    return _collect_any(futures, "collect_any")
+
+
+def _collect_any(futures: Sequence[Future[T]], fn: str) -> Future[Future[T]]:
+    futs = _validate(futures, fn)
     if not futs:
-        raise ValueError("collect_any() needs at least one future")
+        raise ValueError(f"{fn}() needs at least one future")
     result: Future[Future[T]] = Future()
     first = _First(result)
     for fut in futs:
@@ -150,8 +154,12 @@ def wait_any(futures: Sequence[Future[T]], timeout: float | None = None) -> T:
 
     Raises:
         TimeoutError: no future completed within ``timeout`` seconds.
+        ValueError: ``futures`` is empty or ``timeout`` is negative.
+        InvalidFutureError: an element is ``None`` or not a futurekit Future.
     """
-    return collect_any(futures).wait(timeout).wait()
+    if timeout is not None:
+        timeout = _check_timeout(timeout)
+    return _collect_any(futures, "wait_any").wait(timeout).wait()
 
 
 class _Enqueue(InternalCallback):
@@ -173,13 +181,15 @@ def as_completed(futures: Iterable[Future[T]], timeout: float | None = None) -> 
     futs = list(dict.fromkeys(_validate(futures, "as_completed")))
     if timeout is not None:
         timeout = _check_timeout(timeout)
-    return _as_completed(futs, timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    return _as_completed(futs, timeout, deadline)
 
 
-def _as_completed(futs: list[Future[T]], timeout: float | None) -> Iterator[Future[T]]:
+def _as_completed(
+    futs: list[Future[T]], timeout: float | None, deadline: float | None
+) -> Iterator[Future[T]]:
     import queue
 
-    deadline = None if timeout is None else time.monotonic() + timeout
     q: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
     enqueue = _Enqueue(q)
     for fut in futs:
