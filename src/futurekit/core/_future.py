@@ -186,10 +186,33 @@ def _invoke(fut: Future[Any], cb: Any) -> None:
     elif type(cb) is not tuple or cb[2] is None:
         _invoke_now(fut, cb)
         return
+    _submit_then(fut, cb)
+
+
+def _submit_then(fut: Future[Any], link: tuple[Any, Future[Any], Any, bool]) -> None:
+    """Run a ``then`` link on its executor; the child fails if the executor will not run it."""
+    executor = link[2]
+    child = link[1]
     try:
-        cb[2].submit(_invoke_now, fut, cb)
+        job = executor.submit(_invoke_now, fut, link)
     except BaseException as exc:  # executor shut down, etc.
-        cb[1]._complete_quietly(_FAILED, exc)
+        err = RuntimeError(f"then(): the executor {executor!r} refused the callback: {exc}")
+        err.__cause__ = exc
+        child._complete_quietly(_FAILED, err)
+        return
+
+    def _job_done(job: Any) -> None:
+        if job.cancelled():  # e.g. shutdown(cancel_futures=True) before it ran
+            child._complete_quietly(
+                _FAILED,
+                RuntimeError(f"then(): the executor {executor!r} cancelled the callback"),
+            )
+        elif not child._state and job.exception() is not None:
+            child._complete_quietly(_FAILED, job.exception())
+
+    add = getattr(job, "add_done_callback", None)
+    if add is not None:
+        add(_job_done)
 
 
 def _run_all(fut: Future[Any], callbacks: Any) -> None:
