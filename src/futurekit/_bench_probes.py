@@ -45,6 +45,8 @@ def _child_env() -> dict[str, str]:
     """The environment for child interpreters: they import this very futurekit."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
+    # measure what an installed package costs: with its bytecode cached
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     old = env.get("PYTHONPATH")
     env["PYTHONPATH"] = root if not old else root + os.pathsep + old
     return env
@@ -95,6 +97,7 @@ def import_cost(reps: int, with_torch: bool) -> ImportResult:
     bare: list[float] = []
     walls: list[float] = []
     forbidden: set[str] = set()
+    _python(code, env)  # warm-up: writes stale bytecode caches, fills the OS file cache
     for _ in range(reps):
         bare.append(_python("pass", env)[0])
         wall, out = _python(code, env)
