@@ -7,10 +7,11 @@ import threading
 from typing import Any
 
 import pytest
-from extras_helpers import TraceBackend, TraceBuffer, later, run_in_thread
 
 import futurekit
 from futurekit import Future
+
+from .extras_helpers import TraceBackend, TraceBuffer, later, run_in_thread
 
 
 def run(coro: Any, timeout: float = 20.0) -> Any:

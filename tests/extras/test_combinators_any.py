@@ -6,10 +6,11 @@ import threading
 from typing import Any
 
 import pytest
-from extras_helpers import later, run_in_thread
 
 import futurekit
 from futurekit import Future
+
+from .extras_helpers import later, run_in_thread
 
 COMBINATORS = [
     ("collect_any", lambda fs: futurekit.collect_any(fs)),

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 import torch
-from extras_helpers import TraceBackend, TraceBuffer, run_in_thread
 
 import futurekit
 from futurekit import Future
+
+from .extras_helpers import TraceBackend, TraceBuffer, run_in_thread
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ import builtins
 import threading
 
 import pytest
-from extras_helpers import later, run_in_thread
 
 import futurekit
 from futurekit import Future
+
+from .extras_helpers import later, run_in_thread
 
 
 def test_timeout_error_is_builtin_subclass() -> None:

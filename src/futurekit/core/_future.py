@@ -6,6 +6,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Generator
+from concurrent.futures import CancelledError as _AnyCancelledError
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from . import _dispatch
@@ -45,6 +46,26 @@ _release = _lock.release
 _new_waiter = threading.Lock
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
 _new_future = object.__new__
+
+
+def _from_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is a cancellation or was caused by one (those are not warned about)."""
+    for _ in range(32):
+        if isinstance(exc, _AnyCancelledError):
+            return True
+        cause = exc.__cause__
+        if cause is None:
+            return False
+        exc = cause
+    return False
+
+
+def _mark_seen(exc: BaseException) -> None:
+    """The user saw ``exc``: no future holding it reports it as never retrieved."""
+    try:
+        exc._futurekit_reported = True  # type: ignore[attr-defined]
+    except Exception:  # pragma: no cover - exotic exception types
+        pass
 
 
 def _check_timeout(timeout: object) -> float:
@@ -306,7 +327,7 @@ class Future(Generic[T]):
             callbacks = self._callbacks
             waiters = self._waiters
             self._callbacks = self._waiters = None
-            if state == _FAILED and not self._observed:
+            if state == _FAILED and not self._observed and not _from_cancellation(value):
                 self._guard = _ErrorGuard(value, repr(self))
         finally:
             _release()
@@ -499,7 +520,9 @@ class Future(Generic[T]):
         return self._value
 
     def _raise(self) -> NoReturn:
-        raise self._retrieve()
+        exc = self._retrieve()
+        _mark_seen(exc)
+        raise exc
 
     def wait(self, timeout: float | None = None) -> T:
         """Block until complete, synchronize device streams, and return the value.
@@ -569,6 +592,7 @@ class Future(Generic[T]):
             raise self._value
         if self._state == _FAILED:
             exc: BaseException = self._retrieve()
+            _mark_seen(exc)
             return exc
         return None
 
