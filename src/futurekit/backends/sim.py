@@ -97,7 +97,16 @@ class SimStream:
     re-raised (as :class:`~futurekit.BackendError`) by the next :meth:`synchronize`.
     """
 
-    __slots__ = ("__weakref__", "_cond", "_error", "_running", "_tasks", "device", "name")
+    __slots__ = (
+        "__weakref__",
+        "_cond",
+        "_error",
+        "_pending",
+        "_running",
+        "_tasks",
+        "device",
+        "name",
+    )
 
     def __init__(self, device: Device, name: str = "") -> None:
         self.device = device
@@ -107,12 +116,14 @@ class SimStream:
             collections.deque()
         )
         self._running = False
+        self._pending = 0  # launched and not finished
         self._error: BaseException | None = None
 
     def launch(self, fn: Callable[..., Any], *args: Any) -> None:
         """Enqueue ``fn(*args)``; it runs after everything launched before it."""
         with self._cond:
             self._tasks.append((fn, args))
+            self._pending += 1
             if self._running:
                 self._cond.notify()
                 return
@@ -145,6 +156,8 @@ class SimStream:
                 )
                 if self._error is None:
                     self._error = exc
+            with cond:
+                self._pending -= 1
 
     def record(self) -> SimEvent:
         """Enqueue a new event and return it."""
@@ -160,7 +173,7 @@ class SimStream:
     def query(self) -> bool:
         """Whether everything launched so far has run."""
         with self._cond:
-            return not self._tasks and not self._running
+            return self._pending == 0
 
     def synchronize(self) -> None:
         """Block the host until everything launched so far has run.
