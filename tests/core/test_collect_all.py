@@ -73,7 +73,7 @@ def test_none_element(where: int) -> None:
 
 @pytest.mark.parametrize("bad", [1, "f", object(), [Future()]], ids=["int", "str", "obj", "list"])
 def test_non_future_element(bad: Any) -> None:
-    with pytest.raises(TypeError, match="futurekit.Future") as info:
+    with pytest.raises(TypeError, match=r"futurekit\.Future") as info:
         collect_all([Future(), bad])
     assert "index 1" in str(info.value)
     with pytest.raises(TypeError):

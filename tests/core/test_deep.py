@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -37,7 +38,7 @@ def test_million_link_then_chain() -> None:
 def test_long_add_done_callback_chain_completed_by_set_result() -> None:
     n = 200_000
     futs: list[Future[int]] = [Future() for _ in range(n)]
-    for prev, nxt in zip(futs, futs[1:], strict=False):
+    for prev, nxt in itertools.pairwise(futs):
         prev.add_done_callback(lambda x, nxt=nxt: nxt.set_result(x.value() + 1))
     futs[0].set_result(0)
     assert all(f.done() for f in futs)

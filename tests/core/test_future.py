@@ -292,7 +292,7 @@ def test_repr_shows_devices(isolated_registry: Any) -> None:
 def test_pickle_and_copy_raise(op: Any) -> None:
     f: Future[int] = Future()
     f.set_result(1)
-    with pytest.raises(RuntimeError, match="Can not pickle futurekit.Future"):
+    with pytest.raises(RuntimeError, match=r"Can not pickle futurekit\.Future"):
         op(f)
 
 

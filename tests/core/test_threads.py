@@ -174,6 +174,22 @@ def test_racing_completions_one_wins() -> None:
                 f.value()
 
 
+def _register_many(
+    f: Future[int], base: int, go: threading.Event, counts: Counter[int], lock: threading.Lock
+) -> None:
+    go.wait(5)
+    for j in range(20):
+
+        def cb(x: Future[int], key: int = base + j) -> None:
+            with lock:
+                counts[key] += 1
+
+        if j % 2:
+            f.add_done_callback(cb)
+        else:
+            f.then(cb)
+
+
 def test_registration_racing_completion() -> None:
     """Callbacks added while another thread completes run exactly once, somewhere."""
     for _ in range(200):
@@ -181,21 +197,8 @@ def test_registration_racing_completion() -> None:
         counts = Counter[int]()
         lock = threading.Lock()
         go = threading.Event()
-
-        def register(base: int) -> None:
-            go.wait(5)
-            for j in range(20):
-
-                def cb(x: Future[int], key: int = base + j) -> None:
-                    with lock:
-                        counts[key] += 1
-
-                if j % 2:
-                    f.add_done_callback(cb)
-                else:
-                    f.then(cb)
-
-        threads = start_all([lambda b=b: register(b) for b in (0, 100)])
+        args = [(f, b, go, counts, lock) for b in (0, 100)]
+        threads = start_all([lambda a=a: _register_many(*a) for a in args])
         go.set()
         f.set_result(1)
         join_all(threads)
@@ -203,11 +206,15 @@ def test_registration_racing_completion() -> None:
         assert set(counts.values()) == {1}
 
 
+def _wait_into(f: Future[str], got: list[str]) -> None:
+    got.append(f.wait())
+
+
 def test_many_waiters_all_wake() -> None:
     for _ in range(20):
         f: Future[str] = Future()
         got: list[str] = []
-        threads = start_all([lambda: got.append(f.wait()) for _ in range(16)])
+        threads = start_all([lambda f=f, got=got: _wait_into(f, got) for _ in range(16)])
         f.set_result("v")
         join_all(threads)
         assert got == ["v"] * 16
