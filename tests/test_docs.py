@@ -4,7 +4,9 @@ Every fenced ``python`` block of ``docs/**/*.md`` and ``README.md`` is executed;
 blocks of one page run in order in one namespace (a page may build on its earlier
 blocks), in a fresh interpreter per page. A block whose fence has a ``title`` (a
 file listing) or whose first line is ``# doctest: skip`` is run only when a GPU
-backend is available: that marker is for code that needs a GPU, nothing else.
+backend is available: that marker is for code that needs a GPU, nothing else (on a
+GPU machine such a block may still be skipped if an optional library it imports, such
+as CuPy, is missing).
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ for b in blocks:
     if b["gpu_only"] and not gpu:
         print("skipped (needs a GPU):", b["where"])
         continue
-    exec(compile(b["code"], b["where"], "exec"), ns)
+    try:
+        exec(compile(b["code"], b["where"], "exec"), ns)
+    except ModuleNotFoundError as exc:
+        if not b["gpu_only"]:
+            raise
+        print("skipped (optional module missing: %s):" % exc.name, b["where"])
 """
 
 
@@ -132,11 +139,13 @@ def test_mkdocs_builds_strictly(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
         cwd=ROOT,
+        env=dict(os.environ, NO_MKDOCS_2_WARNING="1"),
         capture_output=True,
         text=True,
         timeout=360,
         check=False,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    problems = [line for line in proc.stderr.splitlines() if not line.startswith("INFO")]
+    assert proc.returncode == 0, "mkdocs build --strict failed:\n" + "\n".join(problems)
     assert (tmp_path / "index.html").exists()
     assert (tmp_path / "api" / "index.html").exists()
