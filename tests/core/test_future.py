@@ -309,3 +309,29 @@ def test_wait_blocks_until_another_thread_completes() -> None:
     started.set()
     assert f.wait() == "late"
     t.join(5)
+
+
+class _Untouchable:
+    """A value that fails on any inspection: pickling, iteration, attribute lookup."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("__class__", "__eq__", "__hash__", "__ne__"):
+            return object.__getattribute__(self, name)
+        raise AssertionError(f"the CPU fast path inspected the value ({name})")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise AssertionError("the CPU fast path pickled the value")
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the CPU fast path iterated the value")
+
+
+def test_cpu_futures_never_inspect_values() -> None:
+    value = _Untouchable()
+    f: Future[Any] = Future()
+    child = f.then(lambda x: x.value())
+    seen: list[bool] = []
+    f.add_done_callback(lambda x: seen.append(x.value() is value))
+    f.set_result(value)
+    assert f.wait() is value and child.wait() is value and seen == [True]
+    assert futurekit.wait_all([f, child])[0] is value

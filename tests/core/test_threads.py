@@ -260,3 +260,25 @@ def test_callback_errors_under_threads_stay_local() -> None:
         assert f.value() == 1
         with pytest.raises(CallbackError):
             k.value()
+
+
+def test_wait_blocks_without_busy_waiting() -> None:
+    """A blocked waiter uses (almost) no CPU: it sleeps on a lock, GIL released."""
+    f: Future[int] = Future()
+    cpu: list[float] = []
+    progress = 0
+
+    def waiter() -> None:
+        start = time.thread_time()
+        f.wait()
+        cpu.append(time.thread_time() - start)
+
+    (t,) = start_all([waiter])
+    # the main thread keeps running Python code while the other thread waits
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        progress += 1
+    f.set_result(1)
+    join_all([t])
+    assert progress > 0
+    assert cpu[0] < 0.1, f"the waiter burned {cpu[0]:.3f} s of CPU while blocked"
