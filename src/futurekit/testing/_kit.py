@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,7 +14,16 @@ from futurekit.core._future import Future
 from ._ops import BufferOps
 from ._spy import Marker
 
-__all__ = ["Ctx", "Probe", "bounded", "events_of", "future_on", "parse_devices"]
+__all__ = [
+    "ATTEMPTS",
+    "Ctx",
+    "Probe",
+    "bounded",
+    "events_of",
+    "future_on",
+    "parse_devices",
+    "retry_async",
+]
 
 
 class Probe(Exception):
@@ -57,7 +67,17 @@ class Ctx:
 
     @property
     def asynchronous(self) -> bool:
+        """Whether the ops launch work that runs after the host call returns."""
         return self.ops is not None and self.ops.asynchronous
+
+    def early(self, since: float) -> bool:
+        """Whether the slow producer started at ``since`` must still be running now.
+
+        True while well under ``delay`` has passed. On an overloaded machine more may
+        have passed; asynchrony is then not judged (and the check retries).
+        """
+        ops = self.ops
+        return ops is not None and ops.asynchronous and time.monotonic() - since < ops.delay / 2
 
 
 def bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -121,3 +141,22 @@ def parse_devices(ctx: Ctx) -> tuple[Device, ...]:
                 f"device_count() == {count}"
             )
     return tuple(sorted(found))
+
+
+#: How often a check retries when load made its asynchrony verdict doubtful.
+ATTEMPTS = 3
+
+
+def retry_async(check: Callable[[], str | None], ctx: Ctx) -> None:
+    """Run ``check`` until it finds no asynchrony problem, at most ``ATTEMPTS`` times.
+
+    ``check`` asserts correctness itself and returns a complaint about asynchrony
+    (the host blocked on device work), or ``None``. A backend that blocks the host
+    complains every time; a machine under load rarely does so twice.
+    """
+    complaint: str | None = None
+    for _ in range(ATTEMPTS if ctx.asynchronous else 1):
+        complaint = check()
+        if complaint is None:
+            return
+    raise AssertionError(f"{complaint} (in {ATTEMPTS} attempts)")
