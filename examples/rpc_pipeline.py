@@ -1,0 +1,89 @@
+"""torch.distributed.rpc futures composed with futurekit (two CPU workers on loopback).
+
+The "client" (rank 0) sends work to the "server" (rank 1) with ``rpc_async``, which
+returns ``torch.futures.Future`` objects. futurekit composes them:
+
+* ``collect_all`` gathers several remote results;
+* ``then(unwrap=True)`` starts a second remote call from the first one's result and
+  completes with the second call's value (torch's Python ``then`` cannot flatten);
+* ``wait(timeout=...)`` gives up on a slow call without cancelling it.
+
+Run: ``python examples/rpc_pipeline.py`` (loopback only, exits 0 on success).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import torch
+import torch.distributed.rpc as rpc
+from _dist import launch
+
+import futurekit
+
+
+def square(x: torch.Tensor) -> torch.Tensor:
+    return x * x
+
+
+def slow_identity(x: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return x
+
+
+def client(world_size: int) -> None:
+    server = "server"
+
+    # 1. collect_all over several rpc_async futures
+    calls = [
+        futurekit.from_torch(rpc.rpc_async(server, square, args=(torch.tensor([float(i)]),)))
+        for i in range(4)
+    ]
+    squares = [f.wait().item() for f in futurekit.collect_all(calls).wait(timeout=30)]
+    assert squares == [0.0, 1.0, 4.0, 9.0], squares
+
+    # 2. then(unwrap=True): the callback returns a torch future (another rpc_async);
+    #    the child completes with that call's value: square(square(3)) == 81
+    first = futurekit.from_torch(rpc.rpc_async(server, square, args=(torch.tensor([3.0]),)))
+    chained = first.then(lambda f: rpc.rpc_async(server, square, args=(f.wait(),)), unwrap=True)
+    assert chained.wait(timeout=30).item() == 81.0
+
+    # 3. timeouts: wait() gives up, the call goes on and still completes
+    slow = futurekit.from_torch(rpc.rpc_async(server, slow_identity, args=(7, 1.0)))
+    try:
+        slow.wait(timeout=0.05)
+        raise AssertionError("expected a timeout")
+    except futurekit.TimeoutError:
+        timed_out = True
+    assert slow.wait(timeout=30) == 7
+
+    # 4. any-of: whichever remote call answers first
+    fast = futurekit.from_torch(rpc.rpc_async(server, slow_identity, args=(1, 0.0)))
+    slower = futurekit.from_torch(rpc.rpc_async(server, slow_identity, args=(2, 2.0)))
+    winner = futurekit.wait_any([fast, slower], timeout=30)
+    slower.wait(timeout=30)
+
+    print(
+        f"rpc pipeline OK: squares={squares} chained=81 timed_out={timed_out} "
+        f"first_of_two={winner}",
+        flush=True,
+    )
+
+
+def worker(rank: int, world_size: int) -> None:
+    # torch's own rpc.shutdown() warns about an internal deprecated call
+    warnings.filterwarnings("ignore", message="You are using a Backend")
+    options = rpc.TensorPipeRpcBackendOptions(init_method="env://", rpc_timeout=60)
+    name = "client" if rank == 0 else "server"
+    rpc.init_rpc(name, rank=rank, world_size=world_size, rpc_backend_options=options)
+    try:
+        if rank == 0:
+            client(world_size)
+    finally:
+        rpc.shutdown()  # waits for every worker: the server serves until then
+
+
+if __name__ == "__main__":
+    sys.exit(launch(worker, world_size=2))
