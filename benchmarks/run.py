@@ -28,7 +28,7 @@ def _short(case: str) -> str:
         .replace(" over pending futures", "")
         .replace(", per callback", "")
         .replace(", per future", "")
-        .replace("value walk vs pickle.dumps", "value walk vs pickle")
+        .replace("value walk vs pickling", "walk vs pickling")
     )
 
 

@@ -56,7 +56,7 @@ def test_every_case_is_present(tiny_run: tuple[list[Row], list[str]]) -> None:
     for needle in ("create + set_result + wait", "add_done_callback", "then chain",
                    "then on a completed future", "collect_all", "wait_all", "cross-thread",
                    "import futurekit", "memory per pending future", "-link chain",
-                   "device path (sim)", "value walk vs pickle"):  # fmt: skip
+                   "device path (sim)", "value walk vs pickling"):  # fmt: skip
         assert needle in text
     by_case = {r.case: r for r in rows}
     assert by_case["import futurekit"].unit == "ms"

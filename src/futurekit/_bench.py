@@ -103,6 +103,11 @@ def _speed_row(case: str, medians: dict[str, float], target: float, note: str) -
     th = medians["torch"] * _US if "torch" in medians else None
     cc = medians["concurrent"] * _US if "concurrent" in medians else None
     vs_torch = _ratio(th, fk)
+    if "lock floor" in medians:
+        note += (
+            f"; pure-Python floor (raw threading.Lock ping-pong): "
+            f"{medians['lock floor'] * _US:.1f} \u00b5s"
+        )
     return Row(
         case=case,
         futurekit_us=fk,
@@ -132,6 +137,7 @@ def _timed(
     op: str,
     fn: Callable[..., float],
     *args: int,
+    extra: dict[str, Callable[[], float]] | None = None,
 ) -> dict[str, float]:
     """Alternate ``fn(impl, *args)`` over the implementations that have ``op``.
 
@@ -141,6 +147,7 @@ def _timed(
     timers: dict[str, Callable[[], float]] = {
         impl.name: functools.partial(fn, impl, *args) for impl in impls if _has(impl, op)
     }
+    timers.update(extra or {})
     return cases.alternate(timers, rounds)
 
 
@@ -170,7 +177,8 @@ def _speed_cases(
          lambda: _timed(impls, r, "wait_all", cases.time_wait_all, p.waitall_k, p.waitall_reps)),
         ("cross-thread round trip", 1.0,
          f"two threads ping-pong {p.pingpong_n:,} times (set, then wait the other's)",
-         lambda: _timed(impls, r, "any", cases.time_cross_thread, p.pingpong_n)),
+         lambda: _timed(impls, r, "any", cases.time_cross_thread, p.pingpong_n, extra={
+             "lock floor": functools.partial(cases.time_lock_pingpong, p.pingpong_n)})),
     ]  # fmt: skip
 
 
@@ -229,15 +237,25 @@ def _device_rows(p: _Plan) -> list[Row]:
         dev_note += "; " + res.note
     set_wait = None if res.set_wait_s is None else res.set_wait_s * _US
     walk = res.walk_s * _US
-    pick = None if res.pickle_s is None else res.pickle_s * _US
-    speed = _ratio(pick, walk)
+    extract = None if res.torch_extract_s is None else res.torch_extract_s * _US
+    speed = _ratio(extract, walk)
+    walk_note = (
+        "torch column: torch's own extraction (a pickle.Pickler with a Python "
+        "persistent_id, torch._jit_internal._extract_tensors) on the same value"
+    )
+    if res.pickle_s is not None:
+        walk_note += (
+            f"; plain pickle.dumps: {res.pickle_s * _US:,.0f} \u00b5s "
+            f"({res.pickle_s / res.walk_s:.1f}\u00d7 the walk)"
+        )
+    if res.note:
+        walk_note += "; " + res.note
     return [
         Row(f"device path (sim): set_result + wait, {n} buffers", set_wait, None, None,
-            None, None, "report µs", None, dev_note),
-        Row(f"value walk vs pickle.dumps, {n} buffers", walk, pick, None, speed, None,
-            f"{_GE} 10{_TIMES}", None if speed is None else speed >= 10,
-            "torch column: pickle.dumps of the same value (torch pickles to find tensors)"
-            + ("; " + res.note if res.note else ""), "µs", "speedup", 10.0),
+            None, None, "report \u00b5s", None, dev_note),
+        Row(f"value walk vs pickling, {n} buffers", walk, extract, None, speed, None,
+            f"{_GE} 10{_TIMES}", None if speed is None else speed >= 10, walk_note,
+            "\u00b5s", "speedup", 10.0),
     ]  # fmt: skip
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "time_collect_all",
     "time_create_set_wait",
     "time_cross_thread",
+    "time_lock_pingpong",
     "time_then_chain",
     "time_then_on_done",
     "time_wait_all",
@@ -235,4 +236,35 @@ def time_cross_thread(impl: Impl, n: int) -> float:
     thread.join(_THREAD_TIMEOUT_S)
     if thread.is_alive() or failure:
         raise RuntimeError(f"cross-thread benchmark thread failed: {failure or 'timeout'}")
+    return elapsed / n
+
+
+def time_lock_pingpong(n: int) -> float:
+    """The pure-Python floor of a round trip: two raw ``threading.Lock`` handoffs.
+
+    Returns seconds per round trip.
+
+    Raises:
+        RuntimeError: the other thread did not finish within a minute.
+    """
+    mine, theirs = threading.Lock(), threading.Lock()
+    mine.acquire()
+    theirs.acquire()
+
+    def other() -> None:
+        for _ in range(n):
+            theirs.acquire()
+            mine.release()
+
+    thread = threading.Thread(target=other, name="futurekit-bench-lock", daemon=True)
+    thread.start()
+    t0 = _perf()
+    for _ in range(n):
+        theirs.release()
+        if not mine.acquire(timeout=_THREAD_TIMEOUT_S):
+            break
+    elapsed = _perf() - t0
+    thread.join(_THREAD_TIMEOUT_S)
+    if thread.is_alive():
+        raise RuntimeError("lock ping-pong thread did not finish")
     return elapsed / n

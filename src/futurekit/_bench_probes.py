@@ -266,6 +266,7 @@ class DeviceResult:
     set_wait_s: float | None
     walk_s: float
     pickle_s: float | None
+    torch_extract_s: float | None
     buffers_found: int
     note: str
 
@@ -322,6 +323,16 @@ def device_path(buffers: int, reps: int, rounds: int) -> DeviceResult:
         return (time.perf_counter() - t0) / reps
 
     timers = {"walk": walk, "pickle": dumps} if picklable else {"walk": walk}
+    extract = _torch_extractor()
+    if extract is not None and picklable:
+
+        def torch_extract() -> float:
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                extract(value)
+            return (time.perf_counter() - t0) / reps
+
+        timers["torch"] = torch_extract
     medians = alternate(timers, rounds)
     set_wait: float | None = None
     if sim:
@@ -336,4 +347,25 @@ def device_path(buffers: int, reps: int, rounds: int) -> DeviceResult:
             return (time.perf_counter() - t0) / reps
 
         set_wait = alternate({"sim": set_wait_run}, rounds)["sim"]
-    return DeviceResult(set_wait, medians["walk"], medians.get("pickle"), found, "; ".join(notes))
+    return DeviceResult(
+        set_wait,
+        medians["walk"],
+        medians.get("pickle"),
+        medians.get("torch"),
+        found,
+        "; ".join(notes),
+    )
+
+
+def _torch_extractor() -> Callable[[Any], Any] | None:
+    """Torch's own tensor extraction: a ``pickle.Pickler`` with a ``persistent_id`` hook.
+
+    It is what a torch CUDA future runs on ``set_result`` (``torch._jit_internal.
+    _extract_tensors``, called from C++); ``None`` when torch is not importable.
+    """
+    try:
+        from torch._jit_internal import _extract_tensors
+    except Exception:  # torch missing, or a version without it
+        return None
+    fn: Callable[[Any], Any] = _extract_tensors
+    return fn
