@@ -188,6 +188,21 @@ def test_errors_in_launched_work_are_logged_and_raised_by_synchronize(caplog):
     stream.synchronize()  # the error was reported once
 
 
+def test_synchronize_from_the_stream_itself_is_refused():
+    stream = sim.Stream("sim:0")
+    errors = []
+
+    def inner():
+        try:
+            stream.synchronize()
+        except BackendError as exc:
+            errors.append(exc)
+
+    sim.launch(stream, inner)
+    stream.synchronize()
+    assert len(errors) == 1 and "wait for itself" in str(errors[0])
+
+
 def test_launch_and_use_stream_validate_arguments():
     with pytest.raises(TypeError, match="sim Stream"):
         sim.launch("sim:0", print)

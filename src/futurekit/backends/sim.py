@@ -104,6 +104,7 @@ class SimStream:
         "_pending",
         "_running",
         "_tasks",
+        "_worker",
         "device",
         "name",
     )
@@ -117,6 +118,7 @@ class SimStream:
         )
         self._running = False
         self._pending = 0  # launched and not finished
+        self._worker: threading.Thread | None = None
         self._error: BaseException | None = None
 
     def launch(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -128,9 +130,9 @@ class SimStream:
                 self._cond.notify()
                 return
             self._running = True
-        worker = threading.Thread(
-            target=self._work, name=f"futurekit-sim-{self.device}-{self.name}", daemon=True
-        )
+            worker = self._worker = threading.Thread(
+                target=self._work, name=f"futurekit-sim-{self.device}-{self.name}", daemon=True
+            )
         worker.start()
 
     def _work(self) -> None:
@@ -180,8 +182,14 @@ class SimStream:
 
         Raises:
             BackendError: launched work raised since the last ``synchronize``
-                (the original error is the ``__cause__``).
+                (the original error is the ``__cause__``), or work running on this
+                stream called it (that would wait for itself forever).
         """
+        if threading.current_thread() is self._worker:
+            raise BackendError(
+                f"{self!r}.synchronize() was called by work running on that stream; it "
+                "would wait for itself forever"
+            )
         self.record().synchronize()
         error, self._error = self._error, None
         if error is not None:
