@@ -90,12 +90,32 @@ def plot(rows: list[_bench.Row], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+
+
+def update_docs(path: Path, table: str, title: str) -> bool:
+    """Replace the table between the markers in ``docs/benchmarks.md``; False if absent."""
+    text = path.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        return False
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    body = f"{START}\n{title}\n\n{table}\n{END}"
+    path.write_text(head + body + tail, encoding="utf-8")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller sizes")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/latest.json"))
     parser.add_argument("--plot", default=str(ROOT / "docs/img/benchmarks.png"))
     parser.add_argument("--no-plot", action="store_true", help="do not draw the plot")
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="also replace the measured table in docs/benchmarks.md",
+    )
     args = parser.parse_args(argv)
 
     rows = _bench.run(quick=args.quick, progress=lambda m: print(m, file=sys.stderr, flush=True))
@@ -121,6 +141,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no plot: {exc} (pip install 'futurekit[bench]')", file=sys.stderr)
         else:
             print(f"wrote {args.plot}", file=sys.stderr)
+    if args.update_docs:
+        docs = ROOT / "docs/benchmarks.md"
+        stamp = (
+            f"Measured {info['date']} on {info['cpu']} ({info['cores']} cores, "
+            f"{info['platform']}), CPython {info['python']}, torch {info['torch']}, "
+            f"futurekit {info['futurekit']}" + (" (quick mode)" if args.quick else "") + "."
+        )
+        if update_docs(docs, _bench.format_table(rows), stamp):
+            print(f"updated {docs}", file=sys.stderr)
+        else:
+            print(f"{docs} has no table markers; not updated", file=sys.stderr)
     return 1 if any(r.note.startswith("error:") for r in rows) else 0
 
 
