@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import logging
 import os
 import platform
 import sys
@@ -28,6 +29,8 @@ from . import _bench_probes as probes
 __all__ = ["Row", "format_table", "machine_info", "run", "run_cli", "to_json"]
 
 Progress = Callable[[str], None]
+
+logger = logging.getLogger("futurekit")
 
 
 @dataclass
@@ -79,12 +82,24 @@ class _Plan:
     dev_rounds: int
 
 
-_FULL = _Plan(15, 20_000, 100, 100, 4_000, 20_000, 1_000, 10, 1_000, 10, 2_000, 7, True,
-              20_000, 1_000_000, 10_000, 1_000, 50, 9)  # fmt: skip
-_QUICK = _Plan(5, 5_000, 50, 100, 4_000, 5_000, 1_000, 2, 1_000, 3, 500, 3, False,
-               5_000, 100_000, 0, 1_000, 10, 3)  # fmt: skip
-_TINY = _Plan(1, 200, 5, 10, 200, 200, 50, 1, 50, 1, 20, 1, False,
-              200, 2_000, 0, 20, 2, 1)  # fmt: skip
+_FULL = _Plan(
+    rounds=15, create_n=20_000, cb_futures=100, cb_per_future=100, chain_links=4_000,
+    then_n=20_000, collect_k=1_000, collect_reps=10, waitall_k=1_000, waitall_reps=10,
+    pingpong_n=2_000, import_reps=7, import_torch=True, mem_n=20_000, long_links=1_000_000,
+    torch_crash_links=10_000, dev_buffers=1_000, dev_reps=50, dev_rounds=9,
+)  # fmt: skip
+_QUICK = _Plan(
+    rounds=5, create_n=5_000, cb_futures=50, cb_per_future=100, chain_links=4_000,
+    then_n=5_000, collect_k=1_000, collect_reps=2, waitall_k=1_000, waitall_reps=3,
+    pingpong_n=500, import_reps=3, import_torch=False, mem_n=5_000, long_links=100_000,
+    torch_crash_links=0, dev_buffers=1_000, dev_reps=10, dev_rounds=3,
+)  # fmt: skip
+_TINY = _Plan(
+    rounds=1, create_n=200, cb_futures=5, cb_per_future=10, chain_links=200,
+    then_n=200, collect_k=50, collect_reps=1, waitall_k=50, waitall_reps=1,
+    pingpong_n=20, import_reps=1, import_torch=False, mem_n=200, long_links=2_000,
+    torch_crash_links=0, dev_buffers=20, dev_reps=2, dev_rounds=1,
+)  # fmt: skip
 
 _US = 1e6
 _TIMES = "\u00d7"
@@ -306,6 +321,7 @@ def run(quick: bool = False, progress: Progress | None = None, *, tiny: bool = F
         try:
             rows.extend(step_fn())
         except Exception as exc:  # one broken case must not lose the others
+            logger.warning("benchmark case %r failed", name, exc_info=True)
             rows.append(_error_row(name, exc))
     return rows
 
