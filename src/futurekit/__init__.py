@@ -8,8 +8,6 @@ pluggy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .core._combinators import as_completed, collect_all, collect_any, wait_all, wait_any
 from .core._devices import Device
 from .core._errors import (
@@ -25,6 +23,7 @@ from .core._errors import (
 )
 from .core._future import Future
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
 if TYPE_CHECKING:
     from .core._interop import from_asyncio, from_concurrent, from_torch
 
@@ -56,7 +55,7 @@ __all__ = (
 _LAZY = {"from_asyncio", "from_concurrent", "from_torch"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         from .core import _interop
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
-
 from ._errors import InvalidDeviceError
+
+TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
 __all__ = ["Device", "DeviceLike", "parse_device", "parse_devices"]
 
 #: Anything accepted as one entry of ``devices=``: an ``int`` index, a ``"type:index"``
 #: string, or an object with ``.type`` and ``.index`` (``torch.device``, :class:`Device`).
-DeviceLike = Any
+if TYPE_CHECKING:
+    DeviceLike = Any
+else:
+    DeviceLike = object
 
 
 class Device:

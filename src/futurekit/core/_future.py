@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Generator
 from concurrent.futures import CancelledError as _AnyCancelledError
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+from types import GenericAlias
 
 from . import _dispatch
 from ._errors import (
@@ -20,16 +19,32 @@ from ._errors import (
     TimeoutError,
 )
 
+TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
     from concurrent.futures import Executor
+    from typing import Any, Generic, NoReturn, TypeVar
 
     from ._device_state import DeviceState
     from ._devices import Device, DeviceLike
 
+    T = TypeVar("T")
+    S = TypeVar("S")
+
+    class _GenericBase(Generic[T]):
+        __slots__ = ()
+else:
+    T = S = "T"
+
+    class _GenericBase:
+        """Makes ``Future[int]`` work without importing typing."""
+
+        __slots__ = ()
+        __class_getitem__ = classmethod(GenericAlias)
+
+
 __all__ = ["Future"]
 
-T = TypeVar("T")
-S = TypeVar("S")
 
 logger = logging.getLogger("futurekit")
 
@@ -258,7 +273,7 @@ def _run_all(fut: Future[Any], callbacks: Any) -> None:
 _run_callbacks = _dispatch.run_callbacks
 
 
-class Future(Generic[T]):
+class Future(_GenericBase[T]):
     """A value that will be available later, with torch.futures semantics.
 
     ``Future(*, devices=None, backend=None)``: ``devices`` lists the devices the
