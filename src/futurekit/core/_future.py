@@ -122,7 +122,6 @@ class _ErrorGuard:
 
 # A ``then`` registration is a tuple ``(callback, child, executor, unwrap)``: cheaper
 # than an object, and never confused with a user callback (tuples are not callable).
-_Then = tuple  # type: ignore[type-arg]
 
 
 def _run_then(fut: Future[Any], link: tuple[Any, Future[Any], Any, bool]) -> None:
@@ -138,25 +137,8 @@ def _run_then(fut: Future[Any], link: tuple[Any, Future[Any], Any, bool]) -> Non
 
         adopt(child, result)
     elif child._dev is None:
-        # child._complete(_DONE, result), inlined: this is the hot path of chains
-        _acquire()
-        try:
-            if child._state:
-                logger.debug("result for %r ignored: already completed", child)
-                return
-            child._value = result
-            child._state = _DONE
-            callbacks = child._callbacks
-            waiters = child._waiters
-            if callbacks is not None or waiters is not None:
-                child._callbacks = child._waiters = None
-        finally:
-            _release()
-        if waiters:
-            for waiter in waiters:
-                waiter.release()
-        if callbacks:
-            _run_callbacks(child, callbacks, _run_all)
+        if not child._complete(_DONE, result):
+            logger.debug("result for %r ignored: the future was already completed", child)
     else:
         child._set_result_quietly(result)
 
@@ -410,6 +392,7 @@ class Future(_GenericBase[T]):
             if not self._complete_device(result):
                 raise InvalidStateError(ALREADY_COMPLETED)
             return
+        # self._complete(_DONE, result), inlined: the hottest path of all
         _acquire()
         try:
             if self._state:
