@@ -120,12 +120,12 @@ class DeviceState:
         )
         buffers: tuple[Any, ...] = ()
         if getattr(backend, "record_value_on_stream", None) is not None:
-            refs: list[Callable[[], Any]] = []
-            for buf, _ in found:
+            refs: list[tuple[Callable[[], Any], Device]] = []
+            for buf, device in found:  # keep each buffer's device: no device_of at wait()
                 try:
-                    refs.append(weakref.ref(buf))
+                    refs.append((weakref.ref(buf), device))
                 except TypeError:
-                    refs.append(_StrongRef(buf))
+                    refs.append((_StrongRef(buf), device))
             buffers = tuple(refs)
         return events, buffers
 
@@ -133,13 +133,11 @@ class DeviceState:
         record = getattr(self.backend, "record_value_on_stream", None)
         if record is None:
             return
-        device_of = self.backend.device_of
-        for ref in self.buffers:
+        for ref, device in self.buffers:
             buf = ref()
             if buf is None:
                 continue  # freed since set_result: nothing to protect
-            device = device_of(buf)
-            stream = streams.get(device) if device is not None else None
+            stream = streams.get(device)
             if stream is not None:
                 record(buf, stream)
 
