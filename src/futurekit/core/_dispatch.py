@@ -7,6 +7,9 @@ deeper ones on a per-thread trampoline that the outermost running frame drains.
 A ``wait()`` on a thread with queued work drains that work first, so code that
 completes a future inside a callback and then waits on its consequences does not
 deadlock.
+
+The runner itself, ``_run_callbacks`` in ``_future.py``, lives next to the callback
+loop it inlines; this module holds the per-thread state it shares with ``wait()``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
-__all__ = ["MAX_INLINE_DEPTH", "drain_until", "has_queued_work", "run_callbacks"]
+__all__ = ["MAX_INLINE_DEPTH", "drain_until", "has_queued_work", "local", "state"]
 
 #: Nesting depth of completions run inline before the trampoline takes over.
 MAX_INLINE_DEPTH = 24
@@ -39,50 +42,29 @@ class _ThreadState:
         self.queue: deque[tuple[Any, Iterable[Any], _RunAll]] = deque()
 
 
-_local = threading.local()
+local = threading.local()
 
 
-def _state() -> _ThreadState:
+def state() -> _ThreadState:
+    """This thread's trampoline state (created on first use)."""
     try:
-        state: _ThreadState = _local.state
+        state: _ThreadState = local.state
     except AttributeError:
-        state = _local.state = _ThreadState()
+        state = local.state = _ThreadState()
     return state
-
-
-def run_callbacks(fut: Any, callbacks: Iterable[Any], run_all: _RunAll) -> None:
-    """Run ``run_all(fut, callbacks)`` now, or queue it when nested too deeply."""
-    try:
-        st: _ThreadState = _local.state
-    except AttributeError:
-        st = _state()
-    depth = st.depth
-    if depth >= MAX_INLINE_DEPTH:
-        st.queue.append((fut, callbacks, run_all))
-        return
-    st.depth = depth + 1
-    try:
-        run_all(fut, callbacks)
-        if depth == 0:
-            queue = st.queue
-            while queue:
-                qfut, qcbs, qrun_all = queue.popleft()
-                qrun_all(qfut, qcbs)
-    finally:
-        st.depth = depth
 
 
 def has_queued_work() -> bool:
     """Whether this thread's trampoline holds deferred callbacks."""
     try:
-        return bool(_local.state.queue)
+        return bool(local.state.queue)
     except AttributeError:
         return False
 
 
 def drain_until(done: Callable[[], bool]) -> None:
     """Run this thread's deferred callbacks until ``done()`` or the queue is empty."""
-    st = _state()
+    st = state()
     queue = st.queue
     depth = st.depth
     st.depth = depth + 1
