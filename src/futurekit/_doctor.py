@@ -185,7 +185,11 @@ def run_doctor(
                     info.name,
                     info.device_type,
                     "unavailable",
-                    f"{info.reason}; to use it: {_install_hint(info)}",
+                    (
+                        info.reason or "unavailable"
+                        if _install_hint(info) in (info.reason or "")
+                        else f"{info.reason}; to use it: {_install_hint(info)}"
+                    ),
                 )
             )
             continue
