@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from futurekit.backends import BackendBase, BackendSpec, _registry, hookimpl
+from thread_helpers import run_in_thread  # noqa: F401  (re-exported for the tests)
 
 #: Built-in plugins that may find real accelerators; disabled for deterministic tests.
 ACCELERATOR_PLUGINS = "futurekit.backends.torch,futurekit.backends.cuda"
@@ -73,23 +73,3 @@ def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[...,
     yield register
     monkeypatch.undo()
     _registry.reset()
-
-
-def run_in_thread(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Run ``fn`` in a daemon thread; fail (instead of hanging) if it does not return."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        pytest.fail(f"{getattr(fn, '__name__', fn)!r} did not return within {timeout} s (hang)")
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from futurekit.backends import BackendBase, BackendSpec, _registry, hookimpl
+from thread_helpers import run_in_thread  # noqa: F401  (re-exported for the tests)
 
 ACCELERATOR_PLUGINS = "futurekit.backends.torch,futurekit.backends.cuda"
 
@@ -125,26 +126,6 @@ def sim() -> Any:
         return importlib.import_module("futurekit.testing.sim")
     except ImportError:
         pytest.skip("futurekit.testing.sim is not available yet")
-
-
-def run_in_thread(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Run ``fn`` in a daemon thread; fail (instead of hanging) if it does not return."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        pytest.fail(f"{getattr(fn, '__name__', fn)!r} did not return within {timeout} s (hang)")
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
 
 
 def later(delay: float, fn: Callable[[], Any]) -> threading.Thread:
