@@ -41,6 +41,7 @@ from typing import Any
 from futurekit.core._devices import Device, parse_device
 from futurekit.core._errors import BackendUnavailableError
 
+from ._current import swap_current
 from ._hookspec import hookimpl
 from ._protocol import BackendBase
 from ._spec import BackendSpec
@@ -445,21 +446,9 @@ class CudaPythonBackend(BackendBase):
     def use_streams(self, streams: Sequence[Any]) -> Iterator[None]:
         """Make ``streams`` current on their devices, restoring the previous ones after."""
         runtime = self._require()
-        current = runtime.streams()
-        saved = []
-        try:
-            for stream in streams:
-                bound = runtime.as_stream(stream)
-                index = bound.device.index
-                saved.append((index, current.get(index)))
-                current[index] = bound
+        bound = [runtime.as_stream(stream) for stream in streams]
+        with swap_current(runtime.streams(), [(b.device.index, b) for b in bound]):
             yield
-        finally:
-            for index, previous in reversed(saved):
-                if previous is None:
-                    current.pop(index, None)
-                else:
-                    current[index] = previous
 
     def record_event(self, stream: CudaStream) -> Any:
         """Record a pooled event (timing disabled) on ``stream``."""

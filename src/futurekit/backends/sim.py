@@ -26,6 +26,7 @@ from typing import Any
 from futurekit.core._devices import Device, DeviceLike, parse_device
 from futurekit.core._errors import BackendError, InvalidDeviceError
 
+from ._current import swap_current
 from ._hookspec import hookimpl
 from ._protocol import BackendBase
 from ._spec import BackendSpec
@@ -301,18 +302,8 @@ class SimBackend(BackendBase):
         """Make ``streams`` current for their devices in this thread, restoring after."""
         for stream in streams:
             self._check_stream(stream)
-        current = self._current()
-        saved = [(s.device.index, current.get(s.device.index)) for s in streams]
-        for stream in streams:
-            current[stream.device.index] = stream
-        try:
+        with swap_current(self._current(), [(s.device.index, s) for s in streams]):
             yield
-        finally:
-            for index, previous in reversed(saved):
-                if previous is None:
-                    current.pop(index, None)
-                else:
-                    current[index] = previous
 
     def _check_stream(self, stream: Any) -> SimStream:
         if not isinstance(stream, SimStream):
