@@ -371,12 +371,20 @@ class Future(_GenericBase[T]):
         return child
 
     # -- completion -------------------------------------------------------------
-    def _complete(self, state: int, value: Any) -> bool:
-        """Store the outcome, wake waiters, run callbacks. False if already complete."""
+    def _complete(self, state: int, value: Any, prepared: Any = None) -> bool:
+        """Store the outcome, wake waiters, run callbacks. False if already complete.
+
+        ``prepared`` is ``(events, buffers)`` from ``DeviceState.prepare`` for a device
+        future; they are published under the lock together with the state.
+        """
         _acquire()
         try:
             if self._state:
                 return False
+            if prepared is not None:
+                dev = self._dev
+                assert dev is not None
+                dev.events, dev.buffers = prepared
             self._value = value
             self._state = state
             callbacks = self._callbacks
@@ -399,28 +407,10 @@ class Future(_GenericBase[T]):
         if self._state:
             return False
         try:
-            events, buffers = dev.prepare(value)
+            prepared = dev.prepare(value)
         except Exception as exc:  # torch: complete with the extraction/backend error
             return self._complete(_FAILED, exc)
-        _acquire()
-        try:
-            if self._state:
-                return False
-            dev.events = events
-            dev.buffers = buffers
-            self._value = value
-            self._state = _DONE
-            callbacks = self._callbacks
-            waiters = self._waiters
-            self._callbacks = self._waiters = None
-        finally:
-            _release()
-        if waiters:
-            for waiter in waiters:
-                waiter.release()
-        if callbacks:
-            _run_callbacks(self, callbacks)
-        return True
+        return self._complete(_DONE, value, prepared)
 
     def _set_result_quietly(self, value: Any) -> None:
         done = (
