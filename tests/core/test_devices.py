@@ -46,15 +46,36 @@ def test_device_is_frozen_hashable_and_ordered() -> None:
     ("args", "exc"),
     [
         (("cuda", -1), InvalidDeviceError),
-        (("", 0), TypeError),
+        (("", 0), InvalidDeviceError),
+        (("CUDA", 0), InvalidDeviceError),
+        ((" cuda", 0), InvalidDeviceError),
+        (("cu da", 0), InvalidDeviceError),
+        (("1cuda", 0), InvalidDeviceError),
         (("cuda", "0"), TypeError),
         (("cuda", True), TypeError),
+        (("cuda", 1.0), TypeError),
+        (("cuda", None), TypeError),
         ((3, 0), TypeError),
+        ((["cuda"], 0), TypeError),
     ],
 )
 def test_device_validates(args: tuple[Any, Any], exc: type[Exception]) -> None:
     with pytest.raises(exc):
         Device(*args)
+
+
+def test_device_type_with_an_index_is_refused() -> None:
+    # it used to print as "sim:0:0"
+    with pytest.raises(InvalidDeviceError, match="takes the type and the index separately") as e:
+        Device("sim:0", 0)
+    assert "Device('sim', 0)" in str(e.value)
+    with pytest.raises(InvalidDeviceError, match="contains ':'"):
+        Device("sim:", 0)
+
+
+def test_device_accepts_every_type_a_backend_may_declare() -> None:
+    for kind in ("cuda", "privateuseone", "my_dev", "my-dev", "dev.v2", "x1"):
+        assert str(Device(kind, 2)) == f"{kind}:2"
 
 
 # -- CPU futures --------------------------------------------------------------------
@@ -220,6 +241,76 @@ def test_devices_must_be_a_sequence(devices: Any) -> None:
 def test_malformed_strings(text: str) -> None:
     with pytest.raises(InvalidDeviceError, match="Invalid device string"):
         Future(devices=[text])
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("sim:1_0", "ASCII digits only"),  # int() would read 10
+        ("sim:\u0663", "ASCII digits only"),  # int() would read 3 (ARABIC-INDIC THREE)
+        ("sim:\uff11", "ASCII digits only"),  # FULLWIDTH DIGIT ONE
+        ("sim:+1", "ASCII digits only"),
+        ("sim: 1", "ASCII digits only"),
+        ("sim:1 ", "ASCII digits only"),
+        ("sim:1\n", "ASCII digits only"),
+        ("sim:0x1", "ASCII digits only"),
+        ("sim:1.0", "ASCII digits only"),
+        ("sim:-\u0663", "ASCII digits only"),
+        ("sim:01", "leading zero \\(write 'sim:1'\\)"),
+        ("sim:00", "leading zero \\(write 'sim:0'\\)"),
+        ("sim:", "the index after ':' is empty"),
+        ("sim:0:0", "more than one ':'"),
+        (" sim:0", "spaces around it"),
+        ("sim :0", "spaces around it"),
+        ("\tsim", "spaces around it"),
+        ("SIM:0", "lower case \\(did you mean 'sim:0'\\?\\)"),
+        ("Sim", "lower case"),
+        (":0", "the device type is empty"),
+        ("", "the device type is empty"),
+        ("1sim:0", "starting with a letter"),
+        ("s\u0131m:0", "ASCII letters"),  # dotless i
+        ("sim/0", "ASCII letters"),
+    ],
+)
+def test_strict_strings_name_what_is_wrong(text: str, why: str) -> None:
+    with pytest.raises(InvalidDeviceError, match=f"Invalid device string .*{why}") as info:
+        Future(devices=[text])
+    assert repr(text) in str(info.value)  # the message shows exactly what was passed
+    assert "e.g. 'cuda:0'" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["sim:-1", "sim:-10"])
+def test_negative_string_index_says_negative(text: str) -> None:
+    with pytest.raises(InvalidDeviceError, match="must not be negative"):
+        Future(devices=[text])
+
+
+def test_strict_parser_accepts_plain_forms(isolated_registry: Callable[..., str]) -> None:
+    isolated_registry("fakeacc")
+    f: Future[int] = Future(devices=["fakeacc:0", "fakeacc:3", "fakeacc:10"])
+    assert [d.index for d in f.devices] == [0, 3, 10]
+
+
+@pytest.mark.parametrize(
+    ("duck", "exc"),
+    [
+        (SimpleNamespace(type="CUDA", index=0), InvalidDeviceError),
+        (SimpleNamespace(type="cuda:0", index=0), InvalidDeviceError),
+        (SimpleNamespace(type="", index=0), InvalidDeviceError),
+        (SimpleNamespace(type="cuda", index=True), TypeError),
+        (SimpleNamespace(type="cuda", index="0"), TypeError),
+        (SimpleNamespace(type="cuda", index=1.0), TypeError),
+    ],
+)
+def test_device_objects_are_validated(duck: Any, exc: type[Exception]) -> None:
+    with pytest.raises(exc):
+        Future(devices=[duck])
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_bools_are_not_indices(value: bool) -> None:
+    with pytest.raises(TypeError, match="Expected a device"):
+        Future(devices=[value])
 
 
 def test_errors_are_raised_before_any_backend_is_touched(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ._errors import InvalidDeviceError
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
@@ -31,10 +33,10 @@ class Device:
     _key: tuple[str, int]
 
     def __init__(self, type: str, index: int) -> None:
-        if not isinstance(type, str) or not type:
-            raise TypeError(f"Device type must be a non-empty str, got {type!r}")
+        if not (type.__class__ is str and type in _VALID_TYPES):
+            _check_type(type)
         if isinstance(index, bool) or not isinstance(index, int):
-            raise TypeError(f"Device index must be an int, got {index!r}")
+            raise TypeError(f"Device index must be an int, got {index!r}; e.g. Device({type!r}, 0)")
         if index < 0:
             raise InvalidDeviceError(f"Device index must not be negative, got {type}:{index}")
         object.__setattr__(self, "_key", (type, index))
@@ -93,23 +95,72 @@ class Device:
         return f"Device({self._key[0]!r}, {self._key[1]})"
 
 
-def _parse_str(text: str) -> tuple[str, int | None]:
-    kind, sep, idx = text.strip().partition(":")
-    if not kind or not kind.replace("_", "").isalnum():
+#: A device type: lower-case ASCII letter, then letters, digits, ``_``, ``.`` or ``-``
+#: (the same rule as ``BackendSpec.device_type``).
+_TYPE = re.compile(r"[a-z][a-z0-9_.-]*\Z", re.ASCII)
+#: A device index in a string: ASCII digits, no sign, no leading zero (as torch).
+_INDEX = re.compile(r"(?:0|[1-9][0-9]*)\Z", re.ASCII)
+#: Device types already validated (bounded), so that building a Device stays cheap.
+_VALID_TYPES: set[str] = set()
+_MAX_CACHED_TYPES = 256
+
+
+def _check_type(kind: object) -> None:
+    """Validate a device type; remember it when valid.
+
+    Raises:
+        TypeError: ``kind`` is not a str.
+        InvalidDeviceError: ``kind`` is not a lower-case device type name.
+    """
+    if not isinstance(kind, str):
+        raise TypeError(f"Device type must be a str such as 'cuda', got {kind!r}")
+    if _TYPE.match(kind) is None:
+        if ":" in kind:
+            head, _, tail = kind.partition(":")
+            example = f"Device({head!r}, {tail})" if tail.isascii() and tail.isdigit() else ""
+            raise InvalidDeviceError(
+                f"Device type {kind!r} contains ':': Device() takes the type and the index "
+                f"separately{', e.g. ' + example if example else ''}"
+            )
         raise InvalidDeviceError(
-            f"Invalid device string {text!r}: expected 'type' or 'type:index', e.g. 'cuda:0'"
+            f"Invalid device type {kind!r}: expected a lower-case name such as 'cuda' or "
+            "'sim' (ASCII letters, digits, '_', '.' or '-', starting with a letter, no spaces)"
+        )
+    if len(_VALID_TYPES) < _MAX_CACHED_TYPES:
+        _VALID_TYPES.add(kind)
+
+
+def _parse_str(text: str) -> tuple[str, int | None]:
+    kind, sep, idx = text.partition(":")
+    if _TYPE.match(kind) is None:
+        if kind != kind.strip() or idx != idx.strip():
+            why = "it has spaces around it"
+        elif not kind:
+            why = "the device type is empty"
+        elif kind.lower() != kind and _TYPE.match(kind.lower()):
+            why = f"device types are lower case (did you mean {text.lower()!r}?)"
+        else:
+            why = "the type must be ASCII letters, digits, '_', '.' or '-', starting with a letter"
+        raise InvalidDeviceError(
+            f"Invalid device string {text!r}: {why}; expected 'type' or 'type:index', e.g. 'cuda:0'"
         )
     if not sep:
         return kind, None
-    try:
-        index = int(idx)
-    except ValueError:
+    if _INDEX.match(idx) is None:
+        if idx.startswith("-") and idx[1:].isascii() and idx[1:].isdigit():
+            raise InvalidDeviceError(f"Device index must not be negative, got {text!r}")
+        if idx.isascii() and idx.isdigit():
+            why = f"the index has a leading zero (write '{kind}:{int(idx)}')"
+        elif ":" in idx:
+            why = "it has more than one ':'"
+        elif not idx:
+            why = "the index after ':' is empty"
+        else:
+            why = "the index after ':' must be ASCII digits only (no sign, space or '_')"
         raise InvalidDeviceError(
-            f"Invalid device string {text!r}: the index after ':' must be an integer, e.g. 'cuda:0'"
-        ) from None
-    if index < 0:
-        raise InvalidDeviceError(f"Device index must not be negative, got {text!r}")
-    return kind, index
+            f"Invalid device string {text!r}: {why}; expected 'type' or 'type:index', e.g. 'cuda:0'"
+        )
+    return kind, int(idx)
 
 
 def parse_device(
@@ -122,9 +173,13 @@ def parse_device(
             and ``.index`` attributes.
         int_type: called to learn which device type a bare ``int`` means.
 
+    Strings are strict, like ``torch.device``: a lower-case ASCII type, then
+    optionally ``:`` and ASCII digits without sign, spaces, ``_`` or leading zeros.
+
     Raises:
-        TypeError: ``obj`` is not a device.
-        InvalidDeviceError: the index is negative or the string is malformed.
+        TypeError: ``obj`` is not a device, or its index is not an int.
+        InvalidDeviceError: the index is negative, the string is malformed or the
+            type is not a lower-case device type name.
     """
     if isinstance(obj, bool):
         raise TypeError(f"Expected a device (int, 'type:index' str or device object), got {obj!r}")
@@ -138,6 +193,8 @@ def parse_device(
         return _parse_str(obj)
     kind = getattr(obj, "type", None)
     if isinstance(kind, str) and hasattr(obj, "index"):
+        if kind not in _VALID_TYPES:
+            _check_type(kind)
         index = obj.index
         if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
             raise TypeError(f"Device {obj!r} has a non-int index {index!r}")
