@@ -24,7 +24,7 @@ this module never imports it), ``__dlpack_device__`` and
 ``cuda.core`` and ``cuda.bindings`` are imported when the backend is loaded, never
 when this module is imported; without them, or without a driver or a GPU, the
 backend loads and says why it is unavailable. Install with
-``pip install 'futurekit[cuda]'``.
+``pip install '.[cuda]'`` from a futurekit checkout.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ from futurekit.core._errors import BackendUnavailableError
 from ._current import swap_current
 from ._hookspec import hookimpl
 from ._protocol import BackendBase
-from ._spec import BackendSpec
+from ._spec import BackendSpec, install_hint
 from .torch import record_tensor_on_stream, tensor_device
 
 __all__ = ["CudaPythonBackend", "CudaStream", "current_stream", "use_stream"]
 
-_INSTALL = "pip install 'futurekit[cuda]'"
+_INSTALL = install_hint("cuda")
 NOT_INSTALLED = f"cuda-python is not installed: {_INSTALL}"
 #: Streams kept per device in the round-robin pool used for callbacks.
 POOL_SIZE = 8

@@ -12,7 +12,7 @@ fast); it is imported when the registry loads the backend. Without torch, or wit
 torch build that lacks the accelerator, or on a machine without a device, the
 backend still loads and reports why through :meth:`TorchBackend.unavailable_reason`.
 
-Install with ``pip install 'futurekit[torch]'``.
+Install with ``pip install '.[torch]'`` from a futurekit checkout.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from futurekit.core._errors import BackendUnavailableError
 
 from ._hookspec import hookimpl
 from ._protocol import BackendBase
-from ._spec import BackendSpec
+from ._spec import BackendSpec, install_hint
 
 __all__ = ["ACCELERATOR_TYPES", "TorchBackend", "record_tensor_on_stream", "tensor_device"]
 
 #: Device types other than ``cuda`` served through torch's device-generic API.
 ACCELERATOR_TYPES: tuple[str, ...] = ("xpu", "mps", "hpu", "npu", "mtia")
 
-_INSTALL = "pip install 'futurekit[torch]'"
+_INSTALL = install_hint("torch")
 _HOST_TYPES = frozenset({"cpu", "meta"})
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from futurekit.backends._spec import protocol_problems
 from futurekit.core._devices import Device
 from futurekit.core._errors import CallbackError
 from futurekit.core._future import Future
@@ -21,26 +22,11 @@ from ._spy import FailingRecordSpy, Marker, Spy
 
 __all__ = ["CHECKS"]
 
-_METHODS = (
-    "is_available",
-    "device_count",
-    "current_stream",
-    "stream_from_pool",
-    "use_streams",
-    "record_event",
-    "wait_event",
-    "query_event",
-    "synchronize_event",
-    "device_of",
-)
-
 
 def _check_protocol(ctx: Ctx) -> None:
-    backend = ctx.backend
-    kind = getattr(backend, "device_type", None)
-    assert isinstance(kind, str) and kind, f"device_type must be a non-empty str, got {kind!r}"
-    missing = [name for name in _METHODS if not callable(getattr(backend, name, None))]
-    assert not missing, "the backend lacks these methods: " + ", ".join(missing)
+    # The same shape check the registry runs when it loads a backend.
+    problems = protocol_problems(ctx.backend)
+    assert not problems, "; ".join(problems)
 
 
 def _check_availability(ctx: Ctx) -> None:
