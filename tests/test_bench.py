@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from futurekit import _bench
-from futurekit._bench import Row
+from futurekit._cli import bench as _bench
+from futurekit._cli.bench import Row, cases, suite
+from futurekit._cli.bench.report import check_rows
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -83,40 +84,40 @@ def test_table_and_json(tiny_run: tuple[list[Row], list[str]]) -> None:
         assert key in data["machine"]
 
 
-def test_run_cli_prints_and_writes_json(
-    tiny_run: tuple[list[Row], list[str]],
-    tmp_path: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_targets_are_in_the_case_definitions() -> None:
+    targets = {c.name: c.target for c in suite.SPEED_CASES}
+    assert targets == {
+        "create + set_result + wait": 6,
+        "add_done_callback, per callback": 3.5,
+        "then chain, per link ({chain_links:,} links)": 4,
+        "then on a completed future": 6,
+        "collect_all over pending futures, per future": 3,
+        "wait_all over completed futures, per future": 12,
+        "cross-thread round trip": 1.0,
+    }
+    assert [c.name for c in suite.SPEED_CASES if c.load_dependent] == ["cross-thread round trip"]
+    assert suite.IMPORT_MS == 20
+    assert suite.CHAIN_PEAK_MB_PER_MILLION_LINKS == 200
+
+
+def test_rows_carry_their_targets(tiny_run: tuple[list[Row], list[str]]) -> None:
     rows, _ = tiny_run
-    seen: list[bool] = []
-
-    def fake_run(quick: bool = False, progress: Any = None, *, tiny: bool = False) -> list[Row]:
-        seen.append(quick)
-        if progress is not None:
-            progress("running")
-        return rows
-
-    monkeypatch.setattr(_bench, "run", fake_run)
-    path = tmp_path / "out" / "bench.json"
-    assert _bench.run_cli(True, str(path)) == 0
-    assert seen == [True]
-    out, err = capsys.readouterr()
-    assert "create + set_result + wait" in out
-    assert "running" in err
-    data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["quick"] is True
-    assert len(data["rows"]) == len(rows)
+    by_case = {r.case: r for r in rows}
+    assert by_case["create + set_result + wait"].target == "\u2265 6\u00d7"
+    cross = by_case["cross-thread round trip"]
+    assert "load-dependent" in cross.target and "depends on machine load" in cross.note
+    assert by_case["import futurekit"].target.startswith("< 20 ms")
+    chain = next(r for r in rows if r.case.endswith("-link chain, peak memory"))
+    assert chain.unit == "MB" and chain.target_kind == "max"
+    # tiny run: 2,000 links get 200 MB per 10**6 links, i.e. 0.4 MB
+    assert chain.target_value == pytest.approx(0.4)
+    # without torch the torch columns are empty, but no row's note says so
+    assert not any("torch unavailable" in r.note for r in rows)
 
 
-def test_run_cli_reports_failed_case(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    broken = _bench._error_row("case", RuntimeError("boom"))
-    monkeypatch.setattr(_bench, "run", lambda quick=False, progress=None: [broken])
-    assert _bench.run_cli(False, None) == 1
-    assert "boom" in capsys.readouterr().out
+def test_torch_missing_is_a_reason_or_none() -> None:
+    missing = cases.torch_missing()
+    assert missing is None or ("Error" in missing)
 
 
 def test_bad_arguments_raise_clear_errors() -> None:
@@ -128,5 +129,5 @@ def test_bad_arguments_raise_clear_errors() -> None:
         _bench.format_table("not rows")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Row"):
         _bench.to_json([1, 2])  # type: ignore[list-item]
-    with pytest.raises(TypeError, match="json_path"):
-        _bench.run_cli(True, 3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Row"):
+        check_rows([_bench.Row("x", None, None, None, None, None, "", None), 3])

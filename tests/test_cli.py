@@ -1,4 +1,4 @@
-"""The ``futurekit`` command line: backends, doctor, bench, help and bad arguments."""
+"""The ``futurekit`` command line: backends, doctor, bench, help, bad arguments, pipes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import types
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,9 @@ from typing import Any
 import pytest
 
 import futurekit
-from futurekit import cli
+from futurekit import _cli as cli
+from futurekit._cli.bench import Row, harness, suite
+from futurekit._cli.main import EXIT_BROKEN_PIPE
 from futurekit.backends import BackendBase, BackendSpec, Device, _registry, hookimpl, register
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,12 +186,19 @@ def test_backends_json_matches_the_registry(capsys: pytest.CaptureFixture[str]) 
     assert data["failures"] == [] and data["disabled"] == []
 
 
-def test_backends_shows_unavailable_reason_and_extra(capsys: pytest.CaptureFixture[str]) -> None:
+def test_backends_shows_unavailable_reason_and_extra_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     register(plugin("fake-off", Unavailable(), extra="fakeextra"), name="fake-off-plugin")
+    register(plugin("fake-off2", Unavailable(), extra="fakeextra"), name="fake-off2-plugin")
     code, out, _ = run(["backends"], capsys)
     assert code == 0
-    line = next(line for line in out.splitlines() if line.startswith("fake-off"))
-    assert "no: the fake driver is not installed [extra: futurekit[fakeextra]]" in line
+    line = next(line for line in out.splitlines() if line.startswith("fake-off "))
+    assert line.rstrip().endswith("no: the fake driver is not installed")
+    # the hint is said once, below the table, for every backend of the extra
+    assert out.count("fakeextra") == 1
+    assert "  fakeextra: fake-off, fake-off2" in out
+    assert "pip install 'futurekit[EXTRA]'" in out
 
 
 def test_backends_lists_failed_and_disabled_plugins(
@@ -247,6 +255,42 @@ def test_doctor_lists_unavailable_backends_with_their_extra(
     )
 
 
+def test_doctor_counts_a_plugin_that_failed_to_load_as_a_failure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class Broken:
+        @hookimpl
+        def futurekit_device_backends(self) -> Iterator[BackendSpec]:
+            raise ImportError("the broken plugin's library is missing")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _registry.PluginLoadWarning)
+        register(Broken(), name="broken-plugin")
+        code, out, _ = run(["doctor"], capsys)
+        assert code == 1
+        assert "[FAIL] plugin broken-plugin" in out
+        assert "the broken plugin's library is missing" in out
+        assert "1 plugin(s) failed to load" in out
+        assert "[PASS] sim (sim)" in out  # the working backends are still checked
+
+        code, out, _ = run(["doctor", "--json"], capsys)
+    assert code == 1
+    data = json.loads(out)
+    assert data["ok"] is False
+    assert [f["name"] for f in data["failures"]] == ["broken-plugin"]
+    assert "library is missing" in data["failures"][0]["error"]
+    assert all(b["verdict"] != "fail" for b in data["backends"])
+
+
+def test_doctor_json_lists_no_failures_when_all_plugins_load(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(["doctor", "--json"], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["ok"] is True and data["failures"] == []
+
+
 def test_doctor_fails_on_a_broken_backend(capsys: pytest.CaptureFixture[str]) -> None:
     register(plugin("fake-broken", FakeBackend("broken")), name="fake-broken-plugin")
     code, out, _ = run(["doctor"], capsys)
@@ -286,39 +330,125 @@ def test_doctor_times_out_on_a_hung_backend(capsys: pytest.CaptureFixture[str]) 
 # -- bench -------------------------------------------------------------------------------
 
 
-def test_bench_delegates_to_bench_module(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def _row(case: str, note: str = "") -> Row:
+    return Row(case, 1.0, 3.0, None, 3.0, None, "\u2265 2\u00d7", True, note,
+               target_kind="speedup", target_value=2.0)  # fmt: skip
+
+
+@pytest.fixture
+def fake_suite(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, bool]]:
+    """Replace the suite by two fixed rows; records the (quick, tiny) of each run."""
+    calls: list[tuple[bool, bool]] = []
+
+    def fake_run(quick: bool = False, progress: Any = None, *, tiny: bool = False) -> list[Row]:
+        calls.append((quick, tiny))
+        progress("[1/1] fake case")
+        return [_row("fake case"), _row("other case")]
+
+    monkeypatch.setattr(suite, "run", fake_run)
+    return calls
+
+
+def test_bench_prints_the_table_and_writes_json(
+    fake_suite: list[tuple[bool, bool]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    calls: list[tuple[bool, str | None]] = []
-
-    def run_cli(quick: bool, json_path: str | None) -> int:
-        calls.append((quick, json_path))
-        print("benchmark table")
-        return 0
-
-    fake = types.ModuleType("futurekit._bench")
-    fake.run_cli = run_cli  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "futurekit._bench", fake)
-    monkeypatch.setattr(futurekit, "_bench", fake, raising=False)
-    code, out, _ = run(["bench", "--quick", "--json", "out.json"], capsys)
-    assert code == 0 and "benchmark table" in out
-    code, _, _ = run(["bench"], capsys)
+    path = tmp_path / "out" / "bench.json"
+    code, out, err = run(["bench", "--quick", "--json", str(path)], capsys)
     assert code == 0
-    assert calls == [(True, "out.json"), (False, None)]
+    assert fake_suite == [(True, False)]
+    assert "| fake case | 1.00 µs | 3.00 µs |" in out
+    assert "medians of alternating runs (quick mode)." in out
+    assert "[1/1] fake case" in err and f"wrote {path}" in err  # progress on stderr
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["quick"] is True
+    assert [r["case"] for r in data["rows"]] == ["fake case", "other case"]
+    code, _, _ = run(["bench"], capsys)
+    assert code == 0 and fake_suite[-1] == (False, False)
 
 
-def test_bench_without_bench_module_exits_2(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_bench_says_once_that_torch_is_missing(
+    fake_suite: list[tuple[bool, bool]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setitem(sys.modules, "futurekit._bench", None)  # import raises ImportError
-    monkeypatch.delattr(futurekit, "_bench", raising=False)
-    code, _, err = run(["bench", "--quick"], capsys)
+    monkeypatch.setattr(harness.cases, "torch_missing", lambda: "ModuleNotFoundError: torch")
+    code, out, _ = run(["bench", "--quick"], capsys)
+    assert code == 0
+    assert out.count("torch columns are empty") == 1
+    assert "Without torch (ModuleNotFoundError: torch)" in out
+
+
+def test_bench_exits_1_when_a_case_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = suite.error_row("case", RuntimeError("boom"))
+    monkeypatch.setattr(suite, "run", lambda quick=False, progress=None, tiny=False: [broken])
+    code, out, _ = run(["bench"], capsys)
+    assert code == 1
+    assert "error: RuntimeError: boom" in out
+
+
+def test_bench_plot_without_matplotlib_exits_2_before_running(
+    fake_suite: list[tuple[bool, bool]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    real = harness.importlib.util.find_spec
+    monkeypatch.setattr(
+        harness.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    code, _, err = run(["bench", "--plot", str(tmp_path / "p.png")], capsys)
     assert code == 2
-    assert "benchmark module could not be imported" in err
-    assert "futurekit[bench]" in err
+    assert "--plot needs matplotlib" in err and "futurekit[bench]" in err
+    assert fake_suite == []
+
+
+def test_benchmarks_run_py_uses_the_same_harness(
+    fake_suite: list[tuple[bool, bool]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# B\n<!-- bench-table:start -->\nold\n<!-- bench-table:end -->\ntail\n")
+    root = tmp_path / "checkout"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "benchmarks.md").write_text(page.read_text())
+    code = harness.checkout_main(root, ["--quick", "--no-plot", "--update-docs"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "| fake case |" in out
+    assert (root / "benchmarks/results/latest.json").exists()  # the checkout's default path
+    text = (root / "docs" / "benchmarks.md").read_text()
+    assert "old" not in text and "| fake case |" in text and text.endswith("tail\n")
+    assert "Measured " in text and "(quick mode)" in text
 
 
 # -- python -m futurekit -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], [], ["backends"], ["backends", "--json"], ["doctor"], ["doctor", "--json"],
+     ["bench", "--tiny"]],
+    ids=" ".join,
+)  # fmt: skip
+def test_a_closed_pipe_gives_no_traceback(argv: list[str]) -> None:
+    """``futurekit ... | head -1``: the reader goes away before the output is written."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env.pop("FUTUREKIT_DISABLE_PLUGINS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "futurekit", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # as head does once it has its lines
+    err = proc.stderr.read().decode()
+    code = proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    # argparse's --help swallows the write error itself (and exits 0)
+    assert code == (0 if argv == ["--help"] else EXIT_BROKEN_PIPE), err
 
 
 def test_python_dash_m_futurekit() -> None:

@@ -1,6 +1,6 @@
-"""``python -m futurekit``: the ``futurekit`` command line (see :mod:`futurekit.cli`)."""
+"""``python -m futurekit``: the ``futurekit`` command line (see :mod:`futurekit._cli`)."""
 
-from futurekit.cli import main
+from futurekit._cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

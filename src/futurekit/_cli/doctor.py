@@ -11,19 +11,21 @@ failed verdict instead of a hung command.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import importlib
+import json
 import logging
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
 
 from futurekit.core._devices import Device
 from futurekit.core._future import Future
 
-__all__ = ["BackendReport", "DeviceReport", "check_device", "run_doctor"]
+__all__ = ["BackendReport", "DeviceReport", "check_device", "command", "run_doctor"]
 
 logger = logging.getLogger("futurekit")
 
@@ -102,7 +104,21 @@ def _expect(cond: bool, what: str) -> None:
 
 
 def check_device(name: str, backend: Any, device: Device, timeout: float = 10.0) -> DeviceReport:
-    """Run the round trip for one device in this thread; raises on failure."""
+    """Run the round trip for one device in this thread.
+
+    Args:
+        name: the backend's registered name.
+        backend: the backend object.
+        device: the device to check.
+        timeout: seconds each ``wait`` may take.
+
+    Returns:
+        A passing report (a failure raises).
+
+    Raises:
+        DoctorError: a step gave a wrong answer (any other exception of the backend
+            propagates too).
+    """
     # The protocol, step by step.
     stream = backend.current_stream(device)
     event = backend.record_event(stream)
@@ -160,10 +176,14 @@ def _run_limited(fn: Callable[[], DeviceReport], device: str, timeout: float) ->
     return box[0]
 
 
-def _install_hint(info: Any) -> str:
-    if info.extra:
-        return f"pip install 'futurekit[{info.extra}]'"
-    return "see its plugin's documentation"
+def _unavailable_detail(info: Any) -> str:
+    """Why a backend is unavailable, and how to get it (said once)."""
+    reason = info.reason or "unavailable"
+    if not info.extra:
+        return f"{reason}; to use it: see its plugin's documentation"
+    if f"futurekit[{info.extra}]" in reason:  # the backend already says it
+        return str(reason)
+    return f"{reason}; to use it: pip install 'futurekit[{info.extra}]'"
 
 
 def run_doctor(
@@ -174,6 +194,9 @@ def run_doctor(
     Args:
         timeout: seconds allowed for each device's round trip.
         on_progress: called with a short line before each backend is checked.
+
+    Returns:
+        One report per registered backend, in the registry's order.
     """
     from futurekit.backends import available_backends, get_backend
 
@@ -181,16 +204,7 @@ def run_doctor(
     for info in available_backends():
         if not info.available:
             reports.append(
-                BackendReport(
-                    info.name,
-                    info.device_type,
-                    "unavailable",
-                    (
-                        info.reason or "unavailable"
-                        if _install_hint(info) in (info.reason or "")
-                        else f"{info.reason}; to use it: {_install_hint(info)}"
-                    ),
-                )
+                BackendReport(info.name, info.device_type, "unavailable", _unavailable_detail(info))
             )
             continue
         if on_progress is not None:
@@ -225,3 +239,49 @@ def run_doctor(
             BackendReport(info.name, info.device_type, "pass" if ok else "fail", detail, checks)
         )
     return reports
+
+
+_MARKS = {"pass": "PASS", "fail": "FAIL", "unavailable": "----"}
+
+
+def command(args: argparse.Namespace, out: TextIO) -> int:
+    """``futurekit doctor``: print the reports; 1 if a backend or a plugin failed.
+
+    Plugins that failed to load count as failures: a plugin the user installed
+    that cannot be used is a broken installation, not an absent device.
+    """
+    from futurekit.backends import plugin_failures
+
+    from .main import EXIT_FAILED, EXIT_OK, failure_line
+
+    def progress(line: str) -> None:
+        if not args.json:
+            print(line, file=sys.stderr, flush=True)
+
+    reports = run_doctor(timeout=args.timeout, on_progress=progress)
+    failures = [asdict(f) for f in plugin_failures()]
+    failed = [r for r in reports if r.verdict == "fail"]
+    status = EXIT_FAILED if failed or failures else EXIT_OK
+    if args.json:
+        data = {
+            "ok": status == EXIT_OK,
+            "backends": [asdict(r) for r in reports],
+            "failures": failures,
+        }
+        json.dump(data, out, indent=2)
+        out.write("\n")
+        return status
+    for r in sorted(reports, key=lambda r: r.verdict == "unavailable"):
+        out.write(f"[{_MARKS[r.verdict]}] {r.name} ({r.device_type}): {r.detail}\n")
+        for d in r.devices:
+            out.write(f"         {d.device}: {'ok' if d.ok else 'FAILED'}: {d.detail}\n")
+    for f in failures:
+        out.write(f"[FAIL] plugin {failure_line(f)}\n")
+    passed = sum(r.verdict == "pass" for r in reports)
+    unavailable = sum(r.verdict == "unavailable" for r in reports)
+    plugins = f", {len(failures)} plugin(s) failed to load" if failures else ""
+    out.write(
+        f"\n{passed} backend(s) passed, {len(failed)} failed{plugins}, {unavailable} "
+        "unavailable (not counted as failures).\n"
+    )
+    return status

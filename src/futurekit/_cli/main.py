@@ -5,9 +5,10 @@ Commands:
 * ``futurekit backends [--json]``: every registered backend with its availability,
   plugins that failed to load, and disabled ones.
 * ``futurekit doctor [--json] [--timeout S]``: a real round trip on every device
-  of every available backend; exit status 0 when all pass, 1 otherwise.
-* ``futurekit bench [--quick] [--json PATH]``: the benchmark table (futurekit vs
-  ``torch.futures`` vs ``concurrent.futures``).
+  of every available backend; exit status 0 when all pass and no plugin failed to
+  load, 1 otherwise.
+* ``futurekit bench [--quick] [--json PATH] [--plot PATH]``: the benchmark table
+  (futurekit vs ``torch.futures`` vs ``concurrent.futures``).
 
 Without a command it prints the help and a one-line summary per backend.
 """
@@ -16,17 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, TextIO
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 #: Exit statuses.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: The reader of our output went away (``futurekit doctor | head -1``): 128 + SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 
 
 def _version_line() -> str:
@@ -54,6 +58,8 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``futurekit`` command."""
+    from .bench.harness import add_arguments
+
     parser = argparse.ArgumentParser(
         prog="futurekit",
         description="torch.futures for any device: inspect backends, check devices, benchmark.",
@@ -77,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="For each available backend and each of its devices: record and "
         "synchronize an event, then create a future on the device, set_result, wait, "
         "synchronize, is_ready and a then() callback on pool streams. Exit status 0 when "
-        "every available backend passes, 1 otherwise; unavailable backends are listed "
-        "with the extra to install, not failed.",
+        "every available backend passes and every plugin loaded, 1 otherwise; unavailable "
+        "backends are listed with the extra to install, not failed.",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument(
@@ -93,17 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="benchmark futurekit against torch.futures and concurrent.futures",
         description="Print the benchmark table (medians and speed-ups) with a progress "
-        "indication while it runs.",
+        "indication on stderr while it runs. Needs no extra: without torch the torch "
+        "columns stay empty; --plot needs matplotlib (the bench extra).",
     )
-    p.add_argument("--quick", action="store_true", help="fewer runs; under a minute")
-    p.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
+    add_arguments(p)
     return parser
 
 
 # -- backends ------------------------------------------------------------------------
 
 
-def _backends_data() -> dict[str, Any]:
+def backends_data() -> dict[str, Any]:
+    """What ``futurekit backends --json`` prints: version, backends, failures, disabled."""
     from futurekit import __version__
     from futurekit.backends import available_backends, disabled_plugins, plugin_failures
 
@@ -115,6 +122,14 @@ def _backends_data() -> dict[str, Any]:
     }
 
 
+def failure_line(failure: dict[str, Any]) -> str:
+    """One plugin that failed to load, as ``name (distribution d): error``."""
+    name = failure.get("plugin") or failure.get("name") or "?"
+    dist = failure.get("distribution")
+    where = f" (distribution {dist})" if dist and dist != name else ""
+    return f"{name}{where}: {failure.get('error', '')}"
+
+
 def _table(rows: list[list[str]], out: TextIO) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -122,11 +137,18 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
         out.write("  ".join(cells).rstrip() + "\n")
 
 
-def _availability(b: dict[str, Any]) -> str:
-    if b["available"]:
-        return "yes"
-    hint = f" [extra: futurekit[{b['extra']}]]" if b["extra"] else ""
-    return f"no: {b['reason']}{hint}"
+def _extras_footer(backends: list[dict[str, Any]], out: TextIO) -> None:
+    """Which extra provides which unavailable backends: once per extra, not once per row."""
+    by_extra: dict[str, list[str]] = {}
+    for b in backends:
+        if not b["available"] and b["extra"]:
+            by_extra.setdefault(b["extra"], []).append(b["name"])
+    if by_extra:
+        out.write(
+            "\nExtras that provide the unavailable backends (pip install 'futurekit[EXTRA]'):\n"
+        )
+        for extra, names in by_extra.items():
+            out.write(f"  {extra}: {', '.join(names)}\n")
 
 
 def _print_backends(data: dict[str, Any], out: TextIO) -> None:
@@ -137,22 +159,23 @@ def _print_backends(data: dict[str, Any], out: TextIO) -> None:
             provider += f" {b['version']}"
         name = b["name"] + (" (testing)" if b["testing"] else "")
         count = "-" if b["device_count"] is None else str(b["device_count"])
-        rows.append([name, b["device_type"], str(b["priority"]), count, provider, _availability(b)])
+        state = "yes" if b["available"] else f"no: {b['reason'] or 'unavailable'}"
+        rows.append([name, b["device_type"], str(b["priority"]), count, provider, state])
     if len(rows) == 1:
         out.write("No backends are registered.\n")
     else:
         _table(rows, out)
+    _extras_footer(data["backends"], out)
     if data["failures"]:
         out.write("\nPlugins that failed to load:\n")
         for f in data["failures"]:
-            where = f" (distribution {f['distribution']})" if f["distribution"] else ""
-            out.write(f"  {f['name']}{where}: {f['error']}\n")
+            out.write(f"  {failure_line(f)}\n")
     if data["disabled"]:
         out.write("\nDisabled by FUTUREKIT_DISABLE_PLUGINS: " + ", ".join(data["disabled"]) + "\n")
 
 
 def _cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
-    data = _backends_data()
+    data = backends_data()
     if args.json:
         json.dump(data, out, indent=2)
         out.write("\n")
@@ -163,7 +186,7 @@ def _cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
 
 def _summary(out: TextIO) -> None:
     try:
-        data = _backends_data()
+        data = backends_data()
     except Exception as exc:  # never let the help screen fail
         out.write(f"\nBackends: could not be listed ({type(exc).__name__}: {exc})\n")
         return
@@ -176,60 +199,35 @@ def _summary(out: TextIO) -> None:
         out.write(f"  ({len(data['failures'])} plugin(s) failed to load)\n")
 
 
-# -- doctor ----------------------------------------------------------------------------
+# -- the other commands ---------------------------------------------------------------
 
 
 def _cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
-    from futurekit._doctor import run_doctor
+    from .doctor import command
 
-    def progress(line: str) -> None:
-        if not args.json:
-            print(line, file=sys.stderr, flush=True)
-
-    reports = run_doctor(timeout=args.timeout, on_progress=progress)
-    failed = [r for r in reports if r.verdict == "fail"]
-    if args.json:
-        json.dump({"ok": not failed, "backends": [asdict(r) for r in reports]}, out, indent=2)
-        out.write("\n")
-        return EXIT_FAILED if failed else EXIT_OK
-    marks = {"pass": "PASS", "fail": "FAIL", "unavailable": "----"}
-    for r in sorted(reports, key=lambda r: r.verdict == "unavailable"):
-        out.write(f"[{marks[r.verdict]}] {r.name} ({r.device_type}): {r.detail}\n")
-        for d in r.devices:
-            out.write(f"         {d.device}: {'ok' if d.ok else 'FAILED'}: {d.detail}\n")
-    passed = sum(r.verdict == "pass" for r in reports)
-    unavailable = sum(r.verdict == "unavailable" for r in reports)
-    out.write(
-        f"\n{passed} backend(s) passed, {len(failed)} failed, {unavailable} unavailable "
-        "(not counted as failures).\n"
-    )
-    return EXIT_FAILED if failed else EXIT_OK
-
-
-# -- bench -----------------------------------------------------------------------------
+    return command(args, out)
 
 
 def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
-    try:
-        from futurekit import _bench
-    except Exception as exc:
-        print(
-            f"futurekit bench: the benchmark module could not be imported "
-            f"({type(exc).__name__}: {exc}). Install the bench extra "
-            "(pip install 'futurekit[bench]') and check that futurekit is complete.",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    run_cli = getattr(_bench, "run_cli", None)
-    if not callable(run_cli):
-        print("futurekit bench: futurekit._bench has no run_cli() function", file=sys.stderr)
-        return EXIT_USAGE
-    return int(run_cli(quick=args.quick, json_path=args.json))
+    from .bench.harness import command
 
+    return command(args, out)
 
-# -- main ------------------------------------------------------------------------------
 
 _COMMANDS = {"backends": _cmd_backends, "doctor": _cmd_doctor, "bench": _cmd_bench}
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: send stdout to /dev/null so the flush at exit cannot fail too."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (captured output)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,23 +237,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments (without the program name); ``None`` uses ``sys.argv``.
 
     Returns:
-        0 on success, 1 when ``doctor`` finds a failing backend, 2 for bad
-        arguments or a missing benchmark module.
+        0 on success; 1 when ``doctor`` finds a failing backend or a plugin that
+        failed to load, or a benchmark case fails; 2 for bad arguments; 141 when the
+        reader of the output went away (``futurekit backends | head -1``); 130 on
+        Ctrl-C.
+
+    Raises:
+        TypeError: ``argv`` is a string or not a sequence.
     """
     if argv is not None and (isinstance(argv, str) or not isinstance(argv, Sequence)):
         raise TypeError(f"argv must be a sequence of strings or None, got {argv!r}")
-    parser = build_parser()
-    try:
-        args = parser.parse_args(None if argv is None else list(argv))
-    except SystemExit as exc:  # --help, --version and usage errors
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     out = sys.stdout
-    if args.command is None:
-        parser.print_help(out)
-        _summary(out)
-        return EXIT_OK
     try:
-        return _COMMANDS[args.command](args, out)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(None if argv is None else list(argv))
+        except SystemExit as exc:  # --help, --version and usage errors
+            out.flush()
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        if args.command is None:
+            parser.print_help(out)
+            _summary(out)
+            status = EXIT_OK
+        else:
+            status = _COMMANDS[args.command](args, out)
+        out.flush()  # a closed pipe shows up here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("futurekit: interrupted", file=sys.stderr)
         return 130

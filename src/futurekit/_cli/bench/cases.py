@@ -1,4 +1,4 @@
-"""The timed cases of the benchmark suite (see :mod:`futurekit._bench`).
+"""The timed operations of the benchmark suite (the cases and targets: :mod:`.suite`).
 
 Each ``time_*`` function builds its inputs, then times only the operation being
 measured, and returns seconds per operation. The same function body runs for every
@@ -9,6 +9,7 @@ for an adapter layer the others do not.
 
 from __future__ import annotations
 
+import functools
 import gc
 import statistics
 import threading
@@ -21,6 +22,8 @@ __all__ = [
     "Impl",
     "alternate",
     "available_impls",
+    "noop",
+    "passthru",
     "time_add_done_callback",
     "time_collect_all",
     "time_create_set_wait",
@@ -29,6 +32,7 @@ __all__ = [
     "time_then_chain",
     "time_then_on_done",
     "time_wait_all",
+    "torch_missing",
 ]
 
 _perf = time.perf_counter
@@ -72,24 +76,27 @@ def _cf_future() -> Callable[[], Any]:
     return Future
 
 
-def available_impls() -> tuple[list[Impl], str | None]:
-    """futurekit, torch.futures (when torch imports) and concurrent.futures.
+@functools.cache
+def torch_missing() -> str | None:
+    """Why ``torch.futures`` cannot be compared here, or ``None`` when torch imports."""
+    try:
+        import torch.futures  # noqa: F401
+    except Exception as exc:  # torch is optional: its columns stay empty
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
-    Returns:
-        The implementations, and why torch is missing (``None`` if it is present).
-    """
+
+def available_impls() -> list[Impl]:
+    """futurekit, torch.futures (when torch imports) and concurrent.futures."""
     import futurekit as fk
 
     impls = [Impl("futurekit", fk.Future, True, fk.collect_all, fk.wait_all)]
-    torch_missing: str | None = None
-    try:
+    if torch_missing() is None:
         import torch.futures as tf
-    except Exception as exc:  # torch is optional: its columns stay empty
-        torch_missing = f"torch unavailable ({type(exc).__name__}: {exc})"
-    else:
+
         impls.append(Impl("torch", tf.Future, True, tf.collect_all, tf.wait_all))
     impls.append(Impl("concurrent", _cf_future(), False, None, _cf_wait_all))
-    return impls, torch_missing
+    return impls
 
 
 def alternate(timers: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
@@ -117,11 +124,13 @@ def alternate(timers: dict[str, Callable[[], float]], rounds: int) -> dict[str, 
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def _noop(fut: Any) -> None:
+def noop(fut: Any) -> None:
+    """A callback that does nothing."""
     return None
 
 
-def _passthru(fut: Any) -> Any:
+def passthru(fut: Any) -> Any:
+    """A ``then`` callback that passes the value on."""
     return fut.value()
 
 
@@ -140,23 +149,23 @@ def time_add_done_callback(impl: Impl, futures: int, callbacks: int) -> float:
     """Register ``callbacks`` callbacks on pending futures, then complete them: per callback."""
     futs = [impl.future() for _ in range(futures)]
     per_future = range(callbacks)
-    noop = _noop
+    callback = noop  # a local: no global lookup in the loop
     t0 = _perf()
     for fut in futs:
         for _ in per_future:
-            fut.add_done_callback(noop)
+            fut.add_done_callback(callback)
         fut.set_result(1)
     return (_perf() - t0) / (futures * callbacks)
 
 
 def time_then_chain(impl: Impl, links: int) -> float:
     """Build a ``then`` chain on a pending future, complete it, wait the end: per link."""
-    passthru = _passthru
+    link = passthru
     t0 = _perf()
     root = impl.future()
     fut = root
     for _ in range(links):
-        fut = fut.then(passthru)
+        fut = fut.then(link)
     root.set_result(1)
     fut.wait()
     return (_perf() - t0) / links
@@ -166,10 +175,10 @@ def time_then_on_done(impl: Impl, n: int) -> float:
     """``then`` on an already completed future (the callback runs at once): per call."""
     fut = impl.future()
     fut.set_result(1)
-    passthru = _passthru
+    link = passthru
     t0 = _perf()
     for _ in range(n):
-        fut.then(passthru)
+        fut.then(link)
     return (_perf() - t0) / n
 
 

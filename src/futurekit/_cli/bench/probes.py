@@ -1,6 +1,6 @@
 """Benchmark probes that are not plain timings: import cost, memory, long chains, devices.
 
-Used by :mod:`futurekit._bench`; everything heavy is imported inside the functions.
+Used by :mod:`.suite`; everything heavy is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import statistics
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._bench_cases import Impl, alternate
+from .cases import Impl, alternate, noop, passthru
 
 __all__ = [
     "ChainResult",
@@ -43,7 +44,9 @@ _IMPORT_CODE = (
 
 def _child_env() -> dict[str, str]:
     """The environment for child interpreters: they import this very futurekit."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    import futurekit
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(futurekit.__file__)))
     env = dict(os.environ)
     # measure what an installed package costs: with its bytecode cached
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -113,22 +116,12 @@ def import_cost(reps: int, with_torch: bool) -> ImportResult:
         except Exception:  # torch missing or broken: no comparison
             torch_s = None
     return ImportResult(
-        in_process_s=_median(inside),
-        bare_wall_s=_median(bare),
-        import_wall_s=_median(walls),
+        in_process_s=statistics.median(inside),
+        bare_wall_s=statistics.median(bare),
+        import_wall_s=statistics.median(walls),
         forbidden=sorted(forbidden),
         torch_s=torch_s,
     )
-
-
-def _median(values: list[float]) -> float:
-    import statistics
-
-    return statistics.median(values)
-
-
-def _noop(fut: Any) -> None:
-    return None
 
 
 def memory_per_pending(impl: Impl, n: int) -> float:
@@ -139,7 +132,7 @@ def memory_per_pending(impl: Impl, n: int) -> float:
     import tracemalloc
 
     futs: list[Any] = [None] * n
-    new, noop = impl.future, _noop
+    new = impl.future
     gc.collect()
     started = not tracemalloc.is_tracing()
     if started:
@@ -156,10 +149,6 @@ def memory_per_pending(impl: Impl, n: int) -> float:
             tracemalloc.stop()
     del futs
     return (after - before) / n
-
-
-def _passthru(fut: Any) -> Any:
-    return fut.value()
 
 
 @dataclass
@@ -185,7 +174,7 @@ def _build_and_run(links: int) -> tuple[float, float, int, bool]:
     fut: Future[Any] = root
     then = Future.then
     for _ in range(links):
-        fut = then(fut, _passthru)
+        fut = then(fut, passthru)
     t_built = time.perf_counter()
     built = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
     root.set_result(1)
