@@ -316,6 +316,8 @@ class _Registry:
     def manager(self) -> pluggy.PluginManager:
         pm = self.pm
         if pm is not None:
+            if self.pending:  # a warnings filter raised on an earlier one
+                self.flush()
             return pm
         with self.lock:
             if self.pm is None:
