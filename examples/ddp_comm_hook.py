@@ -14,13 +14,16 @@ Run: ``python examples/ddp_comm_hook.py`` (loopback only, exits 0 on success).
 import datetime
 import sys
 
-import torch
-import torch.distributed as dist
-from _dist import launch
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
+from _dist import TIMEOUT_S, launch, need_torch
 
-import futurekit
+need_torch()  # a clear message naming the extra when torch is missing
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
+
+import futurekit  # noqa: E402
 
 
 class HookState:
@@ -44,13 +47,13 @@ def futurekit_allreduce_hook(
     return torch_future  # DDP waits on this torch.futures.Future
 
 
-def worker(rank: int, world_size: int) -> None:
+def worker(rank: int, world_size: int, init_method: str) -> None:
     dist.init_process_group(
         "gloo",
-        init_method="env://",
+        init_method=init_method,
         rank=rank,
         world_size=world_size,
-        timeout=datetime.timedelta(seconds=60),
+        timeout=datetime.timedelta(seconds=TIMEOUT_S),
     )
     try:
         torch.manual_seed(0)  # same initial weights everywhere

@@ -12,20 +12,23 @@ from __future__ import annotations
 import datetime
 import sys
 
-import torch
-import torch.distributed as dist
-from _dist import launch
+from _dist import TIMEOUT_S, launch, need_torch
 
-import futurekit
+need_torch()  # a clear message naming the extra when torch is missing
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+import futurekit  # noqa: E402
 
 
-def worker(rank: int, world_size: int) -> None:
+def worker(rank: int, world_size: int, init_method: str) -> None:
     dist.init_process_group(
         "gloo",
-        init_method="env://",
+        init_method=init_method,
         rank=rank,
         world_size=world_size,
-        timeout=datetime.timedelta(seconds=60),
+        timeout=datetime.timedelta(seconds=TIMEOUT_S),
     )
     try:
         ones = torch.full((4,), float(rank + 1))
@@ -40,7 +43,7 @@ def worker(rank: int, world_size: int) -> None:
         f_mean = f_squares.then(lambda f: f.wait()[0].mean().item())
 
         # collect_all: one future for both; wait with a timeout instead of forever
-        both = futurekit.collect_all([f_sum, f_mean]).wait(timeout=60)
+        both = futurekit.collect_all([f_sum, f_mean]).wait(timeout=TIMEOUT_S)
         total, mean_sq = (f.wait() for f in both)
 
         expected_total = 4 * sum(r + 1 for r in range(world_size))  # 4 elements each

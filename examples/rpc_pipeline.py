@@ -17,11 +17,14 @@ import sys
 import time
 import warnings
 
-import torch
-import torch.distributed.rpc as rpc
-from _dist import launch
+from _dist import TIMEOUT_S, launch, need_torch
 
-import futurekit
+need_torch()  # a clear message naming the extra when torch is missing
+
+import torch  # noqa: E402
+import torch.distributed.rpc as rpc  # noqa: E402
+
+import futurekit  # noqa: E402
 
 
 def square(x: torch.Tensor) -> torch.Tensor:
@@ -41,14 +44,14 @@ def client(world_size: int) -> None:
         futurekit.from_torch(rpc.rpc_async(server, square, args=(torch.tensor([float(i)]),)))
         for i in range(4)
     ]
-    squares = [f.wait().item() for f in futurekit.collect_all(calls).wait(timeout=30)]
+    squares = [f.wait().item() for f in futurekit.collect_all(calls).wait(timeout=TIMEOUT_S)]
     assert squares == [0.0, 1.0, 4.0, 9.0], squares
 
     # 2. then(unwrap=True): the callback returns a torch future (another rpc_async);
     #    the child completes with that call's value: square(square(3)) == 81
     first = futurekit.from_torch(rpc.rpc_async(server, square, args=(torch.tensor([3.0]),)))
     chained = first.then(lambda f: rpc.rpc_async(server, square, args=(f.wait(),)), unwrap=True)
-    assert chained.wait(timeout=30).item() == 81.0
+    assert chained.wait(timeout=TIMEOUT_S).item() == 81.0
 
     # 3. timeouts: wait() gives up, the call goes on and still completes
     slow = futurekit.from_torch(rpc.rpc_async(server, slow_identity, args=(7, 1.0)))
@@ -57,13 +60,13 @@ def client(world_size: int) -> None:
         raise AssertionError("expected a timeout")
     except futurekit.TimeoutError:
         timed_out = True
-    assert slow.wait(timeout=30) == 7
+    assert slow.wait(timeout=TIMEOUT_S) == 7
 
     # 4. any-of: whichever remote call answers first
     fast = futurekit.from_torch(rpc.rpc_async(server, slow_identity, args=(1, 0.0)))
     slower = futurekit.from_torch(rpc.rpc_async(server, slow_identity, args=(2, 2.0)))
-    winner = futurekit.wait_any([fast, slower], timeout=30)
-    slower.wait(timeout=30)
+    winner = futurekit.wait_any([fast, slower], timeout=TIMEOUT_S)
+    slower.wait(timeout=TIMEOUT_S)
 
     print(
         f"rpc pipeline OK: squares={squares} chained=81 timed_out={timed_out} "
@@ -72,10 +75,10 @@ def client(world_size: int) -> None:
     )
 
 
-def worker(rank: int, world_size: int) -> None:
+def worker(rank: int, world_size: int, init_method: str) -> None:
     # torch's own rpc.shutdown() warns about an internal deprecated call
     warnings.filterwarnings("ignore", message="You are using a Backend")
-    options = rpc.TensorPipeRpcBackendOptions(init_method="env://", rpc_timeout=60)
+    options = rpc.TensorPipeRpcBackendOptions(init_method=init_method, rpc_timeout=TIMEOUT_S)
     name = "client" if rank == 0 else "server"
     rpc.init_rpc(name, rank=rank, world_size=world_size, rpc_backend_options=options)
     try:
