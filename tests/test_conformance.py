@@ -82,6 +82,30 @@ def test_missing_method_fails_protocol():
     assert "query_event" in message and "use_streams" in message
 
 
+def test_protocol_check_and_registry_share_one_list():
+    from futurekit.backends._spec import REQUIRED_METHODS, protocol_problems
+
+    bare = types.SimpleNamespace(device_type="sim")
+    message = fails("protocol", bare)
+    assert message.endswith(
+        "lacks these methods of the Backend protocol: "
+        + ", ".join(REQUIRED_METHODS)
+        + " (subclass futurekit.backends.BackendBase for the optional ones)"
+    )
+    # the registry runs the very same check when it loads a backend
+    assert protocol_problems(bare, "sim")[0] in message
+    assert protocol_problems(get_backend(), "sim") == []
+
+
+def test_protocol_check_needs_a_device_type():
+    sim = get_backend()
+    methods = {name: getattr(sim, name) for name in dir(sim) if not name.startswith("_")}
+    methods.pop("device_type")
+    assert "device_type must be a non-empty str, got None" in fails(
+        "protocol", types.SimpleNamespace(**methods)
+    )
+
+
 def test_unavailable_backend_fails_availability_with_its_reason():
     class Off(SimBackend):
         def is_available(self):
