@@ -196,7 +196,7 @@ def test_backends_shows_unavailable_reason_and_extra_once(
     line = next(line for line in out.splitlines() if line.startswith("fake-off "))
     assert line.rstrip().endswith("no: the fake driver is not installed")
     # the hint is said once, below the table, for every backend of the extra
-    assert out.count("fakeextra") == 1
+    assert out.count("fakeextra") == 1  # not repeated in each row
     assert "  fakeextra: fake-off, fake-off2" in out
     assert "pip install 'futurekit[EXTRA]'" in out
 
@@ -251,7 +251,8 @@ def test_doctor_lists_unavailable_backends_with_their_extra(
     assert code == 0  # unavailable is not a failure
     assert (
         "[----] fake-off (fake): the fake driver is not installed; to use it: "
-        "pip install 'futurekit[fakeextra]'" in out
+        "pip install 'futurekit[fakeextra]' (from a futurekit checkout: "
+        "pip install '.[fakeextra]')" in out
     )
 
 

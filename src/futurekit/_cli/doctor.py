@@ -183,7 +183,10 @@ def _unavailable_detail(info: Any) -> str:
         return f"{reason}; to use it: see its plugin's documentation"
     if f"futurekit[{info.extra}]" in reason:  # the backend already says it
         return str(reason)
-    return f"{reason}; to use it: pip install 'futurekit[{info.extra}]'"
+    return (
+        f"{reason}; to use it: pip install 'futurekit[{info.extra}]' "
+        f"(from a futurekit checkout: pip install '.[{info.extra}]')"
+    )
 
 
 def run_doctor(
