@@ -123,11 +123,12 @@ def backends_data() -> dict[str, Any]:
 
 
 def failure_line(failure: dict[str, Any]) -> str:
-    """One plugin that failed to load, as ``name (distribution d): error``."""
+    """A plugin that failed, as ``name (distribution d)[, backend b]: error``."""
     name = failure.get("plugin") or failure.get("name") or "?"
     dist = failure.get("distribution")
     where = f" (distribution {dist})" if dist and dist != name else ""
-    return f"{name}{where}: {failure.get('error', '')}"
+    backend = f", backend {failure['backend']}" if failure.get("backend") else ""
+    return f"{name}{where}{backend}: {failure.get('error', '')}"
 
 
 def _table(rows: list[list[str]], out: TextIO) -> None:
