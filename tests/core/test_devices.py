@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from futurekit import BackendUnavailableError, Device, Future, InvalidDeviceError
+from futurekit.core._devices import parse_devices
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -285,10 +286,10 @@ def test_negative_string_index_says_negative(text: str) -> None:
         Future(devices=[text])
 
 
-def test_strict_parser_accepts_plain_forms(isolated_registry: Callable[..., str]) -> None:
-    isolated_registry("fakeacc")
-    f: Future[int] = Future(devices=["fakeacc:0", "fakeacc:3", "fakeacc:10"])
-    assert [d.index for d in f.devices] == [0, 3, 10]
+def test_strict_parser_accepts_plain_forms() -> None:
+    parsed = parse_devices(["acc:10", "acc:0", "acc:3", Device("acc", 3)])
+    assert parsed == (Device("acc", 0), Device("acc", 3), Device("acc", 10))
+    assert parse_devices(["my-dev.v2_x:7"]) == (Device("my-dev.v2_x", 7),)
 
 
 @pytest.mark.parametrize(
