@@ -74,12 +74,24 @@ class BackendBase:
     """Optional base class giving defaults for the optional parts of :class:`Backend`.
 
     Subclasses must set ``device_type`` and implement the stream and event methods;
-    this class supplies ``device_count`` (1), ``stream_from_pool`` (the current
+    this class supplies ``device_count`` (1: override it when there are more, since
+    a future naming a larger index is refused), ``stream_from_pool`` (the current
     stream), ``use_streams`` (does nothing), ``record_value_on_stream`` (does
-    nothing) and ``unavailable_reason`` (``None`` when available).
+    nothing), ``current_device`` (``None``: no current device), ``use_device``
+    (does nothing), ``opaque_types`` (none), ``from_torch_streams`` (does nothing)
+    and ``unavailable_reason`` (``None`` when available).
+
+    Another optional member, not defined here: ``order_buffer(buffer, stream)``,
+    called at ``set_result`` for each buffer found, before the event is recorded on
+    ``stream`` (that device's current stream); a backend whose buffers can name the
+    stream that produces them (the CUDA Array Interface's ``stream`` key) makes
+    ``stream`` wait for it there.
     """
 
     device_type: str = ""
+
+    #: Types the value walk never descends into (the backend's streams and events).
+    opaque_types: tuple[type, ...] = ()
 
     def is_available(self) -> bool:
         """Available unless :meth:`unavailable_reason` says otherwise."""
@@ -109,3 +121,25 @@ class BackendBase:
     def record_value_on_stream(self, obj: Any, stream: Any) -> None:
         """Allocator hint (torch's ``record_stream``); nothing by default."""
         return None
+
+    def current_device(self) -> Device | None:
+        """The calling thread's current device of this type; ``None``: no such notion.
+
+        Recorded when a future completes; callbacks run with it made current
+        (:meth:`use_device`), as torch's do.
+        """
+        return None
+
+    def use_device(self, device: Device) -> contextlib.AbstractContextManager[None]:
+        """Make ``device`` the calling thread's current device, restoring after."""
+        return contextlib.nullcontext()
+
+    def from_torch_streams(
+        self, devices: Sequence[Device]
+    ) -> contextlib.AbstractContextManager[None]:
+        """Make torch's current streams on ``devices`` this backend's current streams.
+
+        Used by ``from_torch`` inside a torch future's callback. Backends whose
+        streams are torch's (or that cannot hold torch buffers) change nothing.
+        """
+        return contextlib.nullcontext()

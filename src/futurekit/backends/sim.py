@@ -8,6 +8,9 @@ stream's worker until the event completes, while the host goes on. So stream
 ordering bugs show up on a laptop exactly as on a GPU: a consumer stream that reads
 a buffer without waiting on the producer's event sees stale data.
 
+Each thread also has a current device (``sim:0`` until changed, like CUDA's), so
+the device a callback runs with can be checked as on a GPU.
+
 The device count is 2, or ``FUTUREKIT_SIM_DEVICES`` (read when the backend is
 first loaded). The user-facing API is :mod:`futurekit.testing.sim`.
 """
@@ -227,6 +230,8 @@ class SimBackend(BackendBase):
     """
 
     device_type = "sim"
+    #: Streams and events are never walked for buffers (their queues hold work).
+    opaque_types: tuple[type, ...] = (SimStream, SimEvent)
 
     def __init__(self, device_count: int | None = None) -> None:
         if device_count is None:
@@ -273,6 +278,30 @@ class SimBackend(BackendBase):
                 "before the first use for more"
             )
         return device if isinstance(device, Device) else Device("sim", index)
+
+    def current_device(self) -> Device:
+        """The calling thread's current sim device (``sim:0`` until changed)."""
+        return Device("sim", getattr(self._local, "device", 0))
+
+    def set_device(self, device: DeviceLike) -> None:
+        """Make ``device`` the calling thread's current sim device.
+
+        Raises:
+            InvalidDeviceError: not a sim device, or no such index.
+        """
+        self._local.device = self.check_device(device).index
+
+    @contextlib.contextmanager
+    def use_device(self, device: DeviceLike) -> Iterator[None]:
+        """Make ``device`` current in this thread for the block, restoring the previous one."""
+        index = self.check_device(device).index
+        local = self._local
+        previous = getattr(local, "device", 0)
+        local.device = index
+        try:
+            yield
+        finally:
+            local.device = previous
 
     # -- streams ----------------------------------------------------------------------
     def _current(self) -> dict[int, SimStream]:

@@ -34,16 +34,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from futurekit.backends.sim import Buffer, SimEvent, SimStream, get_backend
-from futurekit.core._devices import DeviceLike
+from futurekit.core._devices import Device, DeviceLike
 
 __all__ = [
     "Buffer",
     "Event",
     "Stream",
+    "current_device",
     "current_stream",
     "default_stream",
     "device_count",
     "launch",
+    "set_device",
+    "use_device",
     "use_stream",
 ]
 
@@ -73,6 +76,37 @@ def device_count() -> int:
     return get_backend().device_count()
 
 
+def current_device() -> Device:
+    """The calling thread's current sim device (``sim:0`` until changed, as on CUDA).
+
+    Callbacks of a sim future run with the device that was current when the future
+    completed, as torch's CUDA callbacks do.
+    """
+    return get_backend().current_device()
+
+
+def set_device(device: DeviceLike) -> None:
+    """Make ``device`` the calling thread's current sim device (``torch.cuda.set_device``).
+
+    Raises:
+        InvalidDeviceError: not a sim device, or no such index.
+    """
+    get_backend().set_device(device)
+
+
+@contextlib.contextmanager
+def use_device(device: DeviceLike) -> Iterator[Device]:
+    """Make ``device`` current in this thread for the block (``torch.cuda.device``).
+
+    Raises:
+        InvalidDeviceError: not a sim device, or no such index.
+    """
+    backend = get_backend()
+    checked = backend.check_device(device)
+    with backend.use_device(checked):
+        yield checked
+
+
 def current_stream(device: DeviceLike) -> SimStream:
     """The calling thread's current stream on ``device`` (its default stream unless changed)."""
     backend = get_backend()
@@ -89,12 +123,16 @@ def default_stream(device: DeviceLike) -> SimStream:
 def use_stream(stream: SimStream) -> Iterator[SimStream]:
     """Make ``stream`` current for its device in this thread, restoring the previous one.
 
+    As ``torch.cuda.stream``, the stream's device is also the current device for
+    the block.
+
     Raises:
         TypeError: ``stream`` is not a sim stream.
     """
     if not isinstance(stream, SimStream):
         raise TypeError(f"use_stream() expects a sim Stream, got {type(stream).__name__}")
-    with get_backend().use_streams([stream]):
+    backend = get_backend()
+    with backend.use_device(stream.device), backend.use_streams([stream]):
         yield stream
 
 
