@@ -50,7 +50,7 @@ def test_without_cuda_python(monkeypatch: pytest.MonkeyPatch, module: str) -> No
     backend = CudaPythonBackend()
     assert not backend.is_available()
     assert backend.unavailable_reason() == NOT_INSTALLED
-    assert "pip install 'futurekit[cuda]'" in NOT_INSTALLED
+    assert "futurekit[cuda]" in NOT_INSTALLED
     with pytest.raises(BackendUnavailableError, match=r"futurekit\[cuda\]"):
         backend.current_stream(Device("cuda", 0))
 
@@ -167,7 +167,6 @@ def backend() -> CudaPythonBackend:
         (_CAI(0x9000), Device("cuda", 1)),
         (_CAI(0x1234), None),  # host pointer: the driver does not know it
         (_CAI(0), None),  # zero-size array
-        (_CAI(0xDEAD), None),  # driver error never escapes
         (_CAI("nonsense"), None),
         (_BrokenDLPack(), None),
         (object(), None),
@@ -177,6 +176,11 @@ def backend() -> CudaPythonBackend:
 )
 def test_device_of_fakes(backend: CudaPythonBackend, obj: Any, expected: Device | None) -> None:
     assert backend.device_of(obj) == expected
+
+
+def test_a_driver_error_is_never_taken_for_host_memory(backend: CudaPythonBackend) -> None:
+    with pytest.raises(RuntimeError, match="driver gone"):
+        backend.device_of(_CAI(0xDEAD))
 
 
 def test_cai_without_driver_is_none() -> None:
@@ -229,6 +233,20 @@ class _FakeStreamObj:
         self.waited.append((event, _FAKE_CORE.current))
 
 
+class _FakeEvent:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.calls: list[tuple[str, int | None]] = []
+
+    @property
+    def is_done(self) -> bool:
+        self.calls.append(("query", _FAKE_CORE.current))
+        return True
+
+    def sync(self) -> None:
+        self.calls.append(("sync", _FAKE_CORE.current))
+
+
 class _FakeDevice:
     def __init__(self, index: int) -> None:
         self.index = index
@@ -242,8 +260,9 @@ class _FakeDevice:
 
     def create_event(self, options: Any) -> object:
         assert options.timing_enabled is False
+        assert options.blocking_sync is True  # synchronize() must not spin a core
         _FAKE_CORE.events += 1
-        return object()
+        return _FakeEvent(self.index)
 
 
 class _FakeCore:
@@ -251,8 +270,9 @@ class _FakeCore:
     Device = _FakeDevice
 
     class EventOptions:
-        def __init__(self, timing_enabled: bool) -> None:
+        def __init__(self, timing_enabled: bool, blocking_sync: bool = False) -> None:
             self.timing_enabled = timing_enabled
+            self.blocking_sync = blocking_sync
 
     class StreamOptions:
         def __init__(self, nonblocking: bool) -> None:
@@ -274,6 +294,13 @@ class _CtxDriver(_FakeDriver):
         if _FAKE_CORE.current is None:
             return (_Result(999), 0)
         return (_Result(0), _FAKE_CORE.current)
+
+    def cuCtxGetCurrent(self) -> tuple[Any, Any]:
+        return (_Result(0), _FAKE_CORE.current)  # the "context" is the device index
+
+    def cuCtxSetCurrent(self, ctx: Any) -> tuple[Any]:
+        _FAKE_CORE.current = ctx
+        return (_Result(0),)
 
 
 _FAKE_CORE = _FakeCore()
@@ -458,7 +485,7 @@ def test_cuda_python_serves_when_torch_cannot(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.usefixtures("registry")
 def test_torch_asked_by_name_but_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     _availability(monkeypatch, False, True)
-    with pytest.raises(BackendUnavailableError, match=r"'torch'.*no torch GPU.*futurekit\[torch\]"):
+    with pytest.raises(BackendUnavailableError, match=r"'torch'.*no torch GPU"):
         _registry.get_backend("cuda", "torch")
 
 
@@ -475,7 +502,7 @@ def test_cuda_future_without_gpu_names_reasons_and_extras() -> None:
         futurekit.Future(devices=["cuda:0"])
     msg = str(info.value)
     assert "'torch'" in msg and "'cuda-python'" in msg
-    assert "futurekit[torch]" in msg and "futurekit[cuda]" in msg
+    assert "torch" in msg and "cuda-python" in msg and "driver" in msg
     infos = {i.name: i for i in _registry.available_backends()}
     assert not infos["cuda-python"].available and infos["cuda-python"].reason
     assert not infos["torch"].available and infos["torch"].reason
@@ -491,3 +518,196 @@ def test_spec() -> None:
         "cuda",
     )
     assert isinstance(spec.load(), CudaPythonBackend)
+
+
+# -- contexts, errors, the torch mirror (fake driver; the logic is ours) ----------------------
+def _backend_on(runtime: cuda_mod._Runtime) -> CudaPythonBackend:
+    backend = CudaPythonBackend.__new__(CudaPythonBackend)
+    backend._rt, backend._reason, backend._tensor_type = runtime, None, None
+    backend._count = runtime.count
+    return backend
+
+
+def test_records_and_waits_make_the_streams_device_current(runtime: cuda_mod._Runtime) -> None:
+    pool1 = runtime.from_pool(1)
+    _FAKE_CORE.current = None  # a fresh executor thread: no context at all
+    ev = runtime.record(pool1)
+    assert pool1.stream.recorded[-1] == (ev.event, 1)
+    _FAKE_CORE.current = 0
+    runtime.wait(pool1, ev)
+    assert pool1.stream.waited[-1] == (ev.event, 1)
+    assert _FAKE_CORE.current == 0  # restored
+    assert runtime.query(ev) is True
+    runtime.synchronize(ev)
+    assert ev.event.calls == [("query", 1), ("sync", 1)]
+    assert _FAKE_CORE.current == 0
+
+
+class _PtrDriver(_CtxDriver):
+    class CUresult(_CtxDriver.CUresult):
+        CUDA_ERROR_INVALID_VALUE = _Result(1)
+        CUDA_ERROR_NOT_INITIALIZED = _Result(3)
+        CUDA_ERROR_INVALID_CONTEXT = _Result(201)
+
+    def __init__(self, answers: list[tuple[int, int]]) -> None:
+        super().__init__()
+        self.answers = answers
+        self.contexts: list[int | None] = []
+
+    def cuPointerGetAttribute(self, attr: int, ptr: int) -> tuple[Any, int]:
+        self.contexts.append(_FAKE_CORE.current)
+        err, value = self.answers.pop(0)
+        return (_PtrResult(err), value)
+
+
+class _PtrResult(int):
+    @property
+    def name(self) -> str:
+        return {0: "CUDA_SUCCESS", 1: "CUDA_ERROR_INVALID_VALUE", 201: "CUDA_ERROR_INVALID_CONTEXT",
+                700: "CUDA_ERROR_ILLEGAL_ADDRESS"}.get(int(self), str(int(self)))  # fmt: skip
+
+
+def _ptr_runtime(monkeypatch: pytest.MonkeyPatch, answers: list[tuple[int, int]]) -> Any:
+    global _FAKE_CORE
+    _FAKE_CORE = _FakeCore()
+    driver = _PtrDriver(answers)
+    rt = cuda_mod._Runtime(_FAKE_CORE, driver, 2)
+    monkeypatch.setattr(cuda_mod, "_RUNTIME", rt)
+    return rt, driver
+
+
+def test_pointer_lookup_outcomes(monkeypatch: pytest.MonkeyPatch) -> None:
+    rt, _ = _ptr_runtime(monkeypatch, [(0, 1), (1, 0)])
+    assert rt.pointer_device(0x7000) == 1
+    assert rt.pointer_device(0x1234) is None  # INVALID_VALUE: host memory
+
+
+def test_pointer_lookup_without_a_context_retries_with_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    rt, driver = _ptr_runtime(monkeypatch, [(201, 0), (0, 1)])
+    assert rt.pointer_device(0x7000) == 1
+    assert driver.contexts == [None, 0]
+
+
+def test_unexpected_pointer_lookup_errors_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    rt, _ = _ptr_runtime(monkeypatch, [(700, 0)])
+    with pytest.raises(BackendError, match=r"CUDA_ERROR_ILLEGAL_ADDRESS.*cannot be synchronized"):
+        rt.pointer_device(0x7000)
+    rt2, _ = _ptr_runtime(monkeypatch, [(201, 0), (201, 0)])
+    with pytest.raises(BackendError, match="INVALID_CONTEXT"):
+        rt2.pointer_device(0x7000)
+
+
+def test_current_device_and_use_device(runtime: cuda_mod._Runtime) -> None:
+    backend = _backend_on(runtime)
+    _FAKE_CORE.current = None
+    assert backend.current_device() == Device("cuda", 0)  # cudart's convention
+    with backend.use_device(Device("cuda", 1)):
+        assert _FAKE_CORE.current == 1
+        assert backend.current_device() == Device("cuda", 1)
+    assert _FAKE_CORE.current is None  # "no context" restored
+    _FAKE_CORE.current = 1
+    with backend.use_device(Device("cuda", 1)):
+        assert _FAKE_CORE.current == 1
+    assert _FAKE_CORE.current == 1
+
+
+def test_cai_stream_key_orders_the_event_after_the_producer(runtime: cuda_mod._Runtime) -> None:
+    backend = _backend_on(runtime)
+    current = runtime.from_pool(0)
+
+    class Cai:
+        def __init__(self, stream: Any) -> None:
+            self.__cuda_array_interface__ = {"data": (0x7000, False), "stream": stream}
+
+    backend.order_buffer(Cai(None), current)  # no producer named: nothing to do
+    backend.order_buffer(Cai(current.handle), current)  # produced right here
+    assert current.stream.waited == []
+    backend.order_buffer(Cai(0x5000), current)
+    (event, ctx) = current.stream.waited[-1]
+    assert ctx == 0 and isinstance(event, _FakeEvent)
+    with pytest.raises(BackendError, match="'stream' of 'x'"):
+        backend.order_buffer(Cai("x"), current)
+
+
+class _FakeTorchStream:
+    def __init__(self, handle: int, device_index: int) -> None:
+        self.cuda_stream, self.device_index = handle, device_index
+
+
+class _FakeTorchCuda:
+    def __init__(self) -> None:
+        self.device = 0
+        self.current: dict[int, Any] = {0: _FakeTorchStream(0, 0), 1: _FakeTorchStream(0, 1)}
+        self.made = 0
+
+    def is_available(self) -> bool:
+        return True
+
+    def current_device(self) -> int:
+        return self.device
+
+    def set_device(self, index: int) -> None:
+        self.device = index
+
+    def current_stream(self, index: int) -> Any:
+        return self.current[index]
+
+    def set_stream(self, stream: Any) -> None:  # torch also switches the device
+        self.current[stream.device_index] = stream
+        self.device = stream.device_index
+
+    def default_stream(self, index: int) -> Any:
+        return ("default", index)
+
+    def ExternalStream(self, handle: int, device: Any) -> Any:
+        self.made += 1
+        return _FakeTorchStream(handle, device[1])
+
+
+class _FakeTorch:
+    def __init__(self) -> None:
+        self.cuda = _FakeTorchCuda()
+        self.Tensor = type("Tensor", (), {})
+
+    @staticmethod
+    def device(kind: str, index: int) -> tuple[str, int]:
+        return (kind, index)
+
+
+def test_pool_streams_become_torchs_current_streams_in_callbacks(
+    runtime: cuda_mod._Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _FakeTorch()
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    backend = _backend_on(runtime)
+    p0, p1 = runtime.from_pool(0), runtime.from_pool(1)
+    before = dict(fake.cuda.current)
+    with backend.use_streams([p0, p1]):
+        assert fake.cuda.current[0].cuda_stream == p0.handle
+        assert fake.cuda.current[1].cuda_stream == p1.handle
+        assert fake.cuda.device == 0  # the current device is kept
+    assert fake.cuda.current == before and fake.cuda.device == 0
+    with backend.use_streams([p0]):
+        pass
+    assert fake.cuda.made == 2  # one ExternalStream per pool stream, cached
+
+
+def test_from_torch_streams_adopts_torchs_current_streams(
+    runtime: cuda_mod._Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _FakeTorch()
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    backend = _backend_on(runtime)
+    fake.cuda.current[1] = _FakeTorchStream(0x6001, 1)  # torch's pool stream, in its callback
+    with backend.from_torch_streams([Device("cuda", 1)]):
+        assert backend.current_stream(Device("cuda", 1)).handle == 0x6001
+    assert backend.current_stream(Device("cuda", 1)).is_default
+
+
+def test_from_torch_streams_without_torch_changes_nothing(
+    runtime: cuda_mod._Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    backend = _backend_on(runtime)
+    with backend.from_torch_streams([Device("cuda", 0)]):
+        assert backend.current_stream(Device("cuda", 0)).is_default

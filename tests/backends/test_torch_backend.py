@@ -126,7 +126,10 @@ def test_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)
     backend = TorchBackend("cuda")
     assert not backend.is_available()
-    assert backend.unavailable_reason() == "torch is not installed: pip install 'futurekit[torch]'"
+    from futurekit.backends._spec import install_hint
+
+    assert backend.unavailable_reason() == f"torch is not installed: {install_hint('torch')}"
+    assert "futurekit[torch]" in str(backend.unavailable_reason())
     assert backend.device_of(object()) is None
 
 
@@ -231,3 +234,120 @@ def test_importing_backends_imports_neither_torch_nor_cuda() -> None:
         check=True,
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# -- record_stream fallback: aten::record_stream has only a plain dense kernel -----------
+class _RecordSpy:
+    """Stands in for ``Tensor.record_stream``: refuses what the CUDA kernel refuses."""
+
+    def __init__(self) -> None:
+        self.recorded: list[Any] = []
+
+    def __call__(self, tensor: Any, stream: Any) -> None:
+        if tensor.is_nested or tensor.is_quantized or type(tensor) is not torch.Tensor:
+            raise RuntimeError("record_stream: no kernel for this tensor")
+        self.recorded.append((tensor, stream))
+
+
+@pytest.fixture
+def record_spy(monkeypatch: pytest.MonkeyPatch) -> _RecordSpy:
+    spy = _RecordSpy()
+
+    def record_stream(self: Any, stream: Any) -> None:
+        spy(self, stream)
+
+    monkeypatch.setattr(torch.Tensor, "record_stream", record_stream)
+    return spy
+
+
+def test_plain_tensors_record_themselves(record_spy: _RecordSpy) -> None:
+    t = torch.ones(3)
+    record_tensor_on_stream(t, "s")
+    assert record_spy.recorded == [(t, "s")]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.nested.nested_tensor([torch.ones(2), torch.ones(3)]),
+        lambda: torch.quantize_per_tensor(torch.ones(4), 0.1, 0, torch.quint8),
+    ],
+    ids=["nested-strided", "quantized"],
+)
+def test_refused_tensors_record_their_storage(record_spy: _RecordSpy, make: Any) -> None:
+    t = make()
+    record_tensor_on_stream(t, "s")
+    ((view, stream),) = record_spy.recorded
+    storage = t.untyped_storage()
+    assert stream == "s" and view.dtype == torch.uint8 and view.is_contiguous()
+    assert view.untyped_storage().data_ptr() == storage.data_ptr()
+    assert view.numel() == storage.nbytes()  # the whole allocation is protected
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_jagged_nested_tensors_record_their_inner_tensors(record_spy: _RecordSpy) -> None:
+    nt = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)], layout=torch.jagged)
+    record_tensor_on_stream(nt, "s")
+    ptrs = {t.untyped_storage().data_ptr() for t, _ in record_spy.recorded}
+    assert nt.values().untyped_storage().data_ptr() in ptrs
+    assert nt.offsets().untyped_storage().data_ptr() in ptrs
+
+
+def test_when_even_the_storage_cannot_be_recorded_it_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from futurekit.core._errors import BackendError
+
+    def refuse(tensor: Any, stream: Any) -> None:
+        raise RuntimeError("no kernel")
+
+    monkeypatch.setattr(torch.Tensor, "record_stream", refuse)
+    with pytest.raises(BackendError, match=r"record_stream failed .*no kernel"):
+        record_tensor_on_stream(torch.ones(2), "s")
+
+
+# -- foreign CUDA arrays (CuPy, numba) in a torch-backend future -------------------------
+class _DLCuda:
+    def __init__(self, index: int, stream: Any = None) -> None:
+        self.index = index
+        self.__cuda_array_interface__ = {"data": (0x7000, False), "stream": stream}
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (2, self.index)
+
+
+class _DLHost:
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)
+
+
+def test_foreign_cuda_arrays_are_buffers_of_the_cuda_backend() -> None:
+    backend = TorchBackend("cuda")
+    assert backend.device_of(_DLCuda(1)) == Device("cuda", 1)
+    assert backend.device_of(_DLHost()) is None
+    assert backend.device_of({"not": "an array"}) is None
+    assert TorchBackend("xpu").device_of(_DLCuda(0)) is None
+
+
+def test_cai_only_arrays_need_cuda_python_to_be_placed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from futurekit.backends import cuda
+    from futurekit.core._errors import BackendError
+
+    class CaiOnly:  # the interface as a class-level property, as numba's arrays have it
+        @property
+        def __cuda_array_interface__(self) -> dict[str, Any]:
+            return {"data": (0x7000, False), "shape": (1,)}
+
+    def no_runtime() -> Any:
+        raise BackendUnavailableError("no driver")
+
+    monkeypatch.setattr(cuda, "_runtime", no_runtime)
+    with pytest.raises(BackendError, match="needs cuda-python"):
+        TorchBackend("cuda").device_of(CaiOnly())
+
+
+def test_torch_streams_and_events_are_opaque_to_the_walk() -> None:
+    backend = TorchBackend("cuda")
+    assert torch.cuda.Event in backend.opaque_types
+    assert torch.Stream in backend.opaque_types

@@ -39,8 +39,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from futurekit.core._devices import Device, parse_device
-from futurekit.core._errors import BackendUnavailableError
+from futurekit.core._errors import BackendError, BackendUnavailableError
 
+from ._cuda_arrays import cai_stream, foreign_cuda_device
 from ._current import swap_current
 from ._hookspec import hookimpl
 from ._protocol import BackendBase
@@ -55,9 +56,10 @@ NOT_INSTALLED = f"cuda-python is not installed: {_INSTALL}"
 POOL_SIZE = 8
 #: Idle events kept per device for reuse.
 EVENT_POOL_SIZE = 256
-_KDL_CUDA, _KDL_CUDA_MANAGED = 2, 13
 _DEFAULT_HANDLES = frozenset({0, 1, 2})  # 0: "default", 1: legacy, 2: per-thread
 _NEVER_BUFFERS = frozenset({int, float, complex, bool, str, bytes, type(None)})
+#: Torch streams kept per (device, handle) for record_stream and the torch mirror.
+_TORCH_STREAM_CACHE = 1024
 
 
 class CudaStream:
@@ -106,11 +108,12 @@ class CudaStream:
 class _PooledEvent:
     """An event handed to the core; its CUDA event goes back to the pool when dropped."""
 
-    __slots__ = ("event", "free")
+    __slots__ = ("event", "free", "index")
 
-    def __init__(self, event: Any, free: collections.deque[Any]) -> None:
+    def __init__(self, event: Any, free: collections.deque[Any], index: int) -> None:
         self.event = event
         self.free = free
+        self.index = index
 
     def __del__(self) -> None:
         # Nothing can query the event any more, so re-recording it is safe.
@@ -171,7 +174,10 @@ class _Runtime:
         self.driver = driver
         self.count = count
         self.ok = driver.CUresult.CUDA_SUCCESS
-        self.event_options = core.EventOptions(timing_enabled=False)
+        # blocking_sync: synchronize() yields the CPU instead of spinning a core
+        self.event_options = core.EventOptions(timing_enabled=False, blocking_sync=True)
+        self.torch_streams: dict[tuple[int, int], Any] = {}
+        self.torch_cuda: bool | None = None
         self.stream_options = core.StreamOptions(nonblocking=True)
         flag = os.environ.get("CUDA_PYTHON_CUDA_PER_THREAD_DEFAULT_STREAM", "0").strip()
         per_thread = flag.isdigit() and int(flag) != 0
@@ -271,42 +277,101 @@ class _Runtime:
 
     # -- events -----------------------------------------------------------------------
     def record(self, stream: CudaStream) -> _PooledEvent:
+        """Record a pooled event on ``stream``, with the stream's device current.
+
+        Every stream, not only the default ones, is used with its own device's
+        context current: a fresh thread (an executor's) has no context at all.
+        """
         index = stream.device.index
         free = self.free_events[index]
+        prev = self.enter(index)
         try:
-            event = free.pop()
-        except IndexError:
-            prev = self.enter(index, force=True)
             try:
+                event = free.pop()
+            except IndexError:
                 event = self.core.Device(index).create_event(options=self.event_options)
-                stream.stream.record(event=event)
-            finally:
-                self.leave(prev)
-            return _PooledEvent(event, free)
-        if stream.is_default:  # default streams act on the current context
-            prev = self.enter(index)
-            try:
-                stream.stream.record(event=event)
-            finally:
-                self.leave(prev)
-        else:
             stream.stream.record(event=event)
-        return _PooledEvent(event, free)
+        finally:
+            self.leave(prev)
+        return _PooledEvent(event, free, index)
 
     def wait(self, stream: CudaStream, event: _PooledEvent) -> None:
-        if stream.is_default:
-            prev = self.enter(stream.device.index)
-            try:
-                stream.stream.wait(event.event)
-            finally:
-                self.leave(prev)
-        else:
+        prev = self.enter(stream.device.index)
+        try:
             stream.stream.wait(event.event)
+        finally:
+            self.leave(prev)
+
+    def query(self, event: _PooledEvent) -> bool:
+        prev = self.enter(event.index)
+        try:
+            return bool(event.event.is_done)
+        finally:
+            self.leave(prev)
+
+    def synchronize(self, event: _PooledEvent) -> None:
+        prev = self.enter(event.index)
+        try:
+            event.event.sync()
+        finally:
+            self.leave(prev)
 
     def pointer_device(self, ptr: int) -> int | None:
-        attr = self.driver.CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
-        err, ordinal = self.driver.cuPointerGetAttribute(attr, ptr)
-        return int(ordinal) if err == self.ok else None
+        """The device owning ``ptr``; ``None`` for memory the driver does not know.
+
+        ``CUDA_ERROR_INVALID_VALUE`` means host (or unknown) memory. Without a
+        current context (a fresh thread) the lookup is retried with device 0's
+        primary context current. Any other error is raised: a CUDA buffer must
+        never pass for host memory and go unsynchronized.
+
+        Raises:
+            BackendError: the driver failed.
+        """
+        driver = self.driver
+        attr = driver.CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
+        err, ordinal = driver.cuPointerGetAttribute(attr, ptr)
+        if err in (
+            driver.CUresult.CUDA_ERROR_INVALID_CONTEXT,
+            driver.CUresult.CUDA_ERROR_NOT_INITIALIZED,
+        ):
+            self.enter(0)  # any context serves a unified-address lookup
+            err, ordinal = driver.cuPointerGetAttribute(attr, ptr)
+        if err == self.ok:
+            return int(ordinal)
+        if err == driver.CUresult.CUDA_ERROR_INVALID_VALUE:
+            return None
+        name = getattr(err, "name", str(err))
+        raise BackendError(
+            f"cuPointerGetAttribute(DEVICE_ORDINAL, {ptr:#x}) failed with {name}: cannot "
+            "tell which GPU owns this buffer, so it cannot be synchronized"
+        )
+
+    # -- torch interoperation ---------------------------------------------------------
+    def torch_stream(self, torch: Any, stream: CudaStream) -> Any:
+        """The torch stream object for ``stream`` (cached; made once per handle)."""
+        key = (stream.device.index, stream.handle)
+        found = self.torch_streams.get(key)
+        if found is None:
+            if stream.handle in (0, 1):  # torch's default stream is the legacy one
+                found = torch.cuda.default_stream(stream.device.index)
+            else:
+                found = torch.cuda.ExternalStream(
+                    stream.handle, device=torch.device("cuda", stream.device.index)
+                )
+            if len(self.torch_streams) >= _TORCH_STREAM_CACHE:
+                self.torch_streams.clear()
+            self.torch_streams[key] = found
+        return found
+
+    def torch_has_cuda(self, torch: Any) -> bool:
+        has = self.torch_cuda
+        if has is None:
+            try:
+                has = bool(torch.cuda.is_available())
+            except Exception:
+                has = False
+            self.torch_cuda = has
+        return has
 
 
 def _stream_handle(obj: Any) -> int:
@@ -334,6 +399,22 @@ def _device_hint(obj: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
     return None
+
+
+@contextlib.contextmanager
+def _torch_current(torch: Any, streams: Sequence[Any]) -> Iterator[None]:
+    """Make torch ``streams`` torch's current streams; keep the current device."""
+    previous_device = torch.cuda.current_device()
+    previous = [torch.cuda.current_stream(s.device_index) for s in streams]
+    try:
+        for stream in streams:
+            torch.cuda.set_stream(stream)
+        torch.cuda.set_device(previous_device)  # set_stream switches the device
+        yield
+    finally:
+        for stream in reversed(previous):
+            torch.cuda.set_stream(stream)
+        torch.cuda.set_device(previous_device)
 
 
 _RUNTIME: _Runtime | None = None
@@ -419,6 +500,10 @@ class CudaPythonBackend(BackendBase):
             self._count = self._rt.count
         except BackendUnavailableError as exc:
             self._reason = str(exc).removeprefix("the cuda-python backend is unavailable: ")
+        core = None if self._rt is None else self._rt.core
+        extra = () if core is None else (core.Stream, core.Event)
+        #: Streams and events: never walked for buffers.
+        self.opaque_types: tuple[type, ...] = (CudaStream, _PooledEvent, *extra)
 
     def unavailable_reason(self) -> str | None:
         """Why cuda-python cannot be used here, or ``None``."""
@@ -442,16 +527,71 @@ class CudaPythonBackend(BackendBase):
         """A stream from the device's round-robin pool of non-blocking streams."""
         return self._require().from_pool(device.index)
 
+    def current_device(self) -> Device:
+        """The device of this thread's current context; ``cuda:0`` without one (as cudart)."""
+        index = self._require().current_index()
+        return Device("cuda", 0 if index is None else index)
+
+    @contextlib.contextmanager
+    def use_device(self, device: Device) -> Iterator[None]:
+        """Make ``device``'s primary context current for the block, then restore the previous one.
+
+        torch and CuPy see the change (``cudaGetDevice`` follows the current context).
+        """
+        runtime = self._require()
+        driver = runtime.driver
+        if runtime.current_index() == device.index:
+            yield
+            return
+        err, previous = driver.cuCtxGetCurrent()
+        runtime.core.Device(device.index).set_current()
+        try:
+            yield
+        finally:
+            if err == runtime.ok:
+                driver.cuCtxSetCurrent(previous)
+
     @contextlib.contextmanager
     def use_streams(self, streams: Sequence[Any]) -> Iterator[None]:
-        """Make ``streams`` current on their devices, restoring the previous ones after."""
+        """Make ``streams`` current on their devices, restoring the previous ones after.
+
+        When torch is imported (with CUDA), the streams are made torch's current
+        streams too: torch code in a callback runs on the synchronized pool
+        streams, and a torch future completed there (``to_torch``) records its
+        events after ours.
+        """
         runtime = self._require()
         bound = [runtime.as_stream(stream) for stream in streams]
         with swap_current(runtime.streams(), [(b.device.index, b) for b in bound]):
+            torch = sys.modules.get("torch")
+            if bound and torch is not None and runtime.torch_has_cuda(torch):
+                with _torch_current(torch, [runtime.torch_stream(torch, b) for b in bound]):
+                    yield
+            else:
+                yield
+
+    @contextlib.contextmanager
+    def from_torch_streams(self, devices: Sequence[Device]) -> Iterator[None]:
+        """Make torch's current streams on ``devices`` futurekit's, for the block.
+
+        ``from_torch`` completes its future inside a torch future's callback, where
+        torch made its synchronized pool streams current; the events must be
+        recorded there, not on the default stream.
+        """
+        torch = sys.modules.get("torch")
+        runtime = self._require()
+        if torch is None or not devices or not runtime.torch_has_cuda(torch):
+            yield
+            return
+        pairs = [
+            (d.index, runtime.as_stream(torch.cuda.current_stream(d.index), d.index))
+            for d in devices
+        ]
+        with swap_current(runtime.streams(), pairs):
             yield
 
     def record_event(self, stream: CudaStream) -> Any:
-        """Record a pooled event (timing disabled) on ``stream``."""
+        """Record a pooled event (timing disabled, blocking sync) on ``stream``."""
         return self._require().record(stream)
 
     def wait_event(self, stream: CudaStream, event: Any) -> None:
@@ -460,11 +600,11 @@ class CudaPythonBackend(BackendBase):
 
     def query_event(self, event: Any) -> bool:
         """``cuEventQuery``: whether the work before ``event`` is done."""
-        return bool(event.event.is_done)
+        return self._require().query(event)
 
     def synchronize_event(self, event: Any) -> None:
-        """``cuEventSynchronize``: block the host until ``event`` completes."""
-        event.event.sync()
+        """``cuEventSynchronize``: block the host (yielding the CPU) until ``event`` completes."""
+        self._require().synchronize(event)
 
     def _torch_tensor_type(self) -> Any:
         tensor_type = self._tensor_type
@@ -482,6 +622,10 @@ class CudaPythonBackend(BackendBase):
         ``__dlpack_device__`` (``kDLCUDA`` and ``kDLCUDAManaged``) and objects with
         ``__cuda_array_interface__`` (the driver says which device owns the
         pointer). Host memory, zero-size arrays and foreign objects give ``None``.
+
+        Raises:
+            BackendError: the driver failed to look a pointer up (never taken for
+                "host memory").
         """
         cls = type(obj)
         if cls in _NEVER_BUFFERS:
@@ -489,51 +633,40 @@ class CudaPythonBackend(BackendBase):
         tensor_type = self._torch_tensor_type()
         if tensor_type is not None and isinstance(obj, tensor_type):
             return tensor_device(obj)
-        dlpack = getattr(cls, "__dlpack_device__", None)
-        if dlpack is not None:
-            try:
-                kind, index = dlpack(obj)
-            except Exception:
-                kind, index = None, None
-            if kind == _KDL_CUDA:
-                return Device("cuda", int(index))
-            if kind == _KDL_CUDA_MANAGED:  # its device_id means nothing; ask the pointer
-                return self._cai_device(obj) or Device("cuda", int(index))
-            if kind is not None:
-                return None
-        return self._cai_device(obj)
-
-    def _cai_device(self, obj: Any) -> Device | None:
-        try:
-            cai = obj.__cuda_array_interface__
-            ptr = cai["data"][0]
-        except Exception:
-            return None
-        if not isinstance(ptr, int) or ptr == 0:  # zero-size arrays have no pointer
-            return None
-        try:
-            index = self._pointer_device(ptr)
-        except Exception:  # no driver, or a pointer the driver does not know
-            return None
-        return None if index is None else Device("cuda", index)
+        return foreign_cuda_device(obj, self._pointer_device)
 
     def _pointer_device(self, ptr: int) -> int | None:
-        """The device ordinal owning ``ptr`` (``cuPointerGetAttribute``), or ``None``."""
-        return self._require().pointer_device(ptr)
+        """The device ordinal owning ``ptr`` (``cuPointerGetAttribute``), or ``None``.
+
+        Without a driver no memory can be CUDA memory: ``None``.
+        """
+        runtime: _Runtime | None = self._rt
+        return None if runtime is None else runtime.pointer_device(ptr)
+
+    def order_buffer(self, obj: Any, stream: CudaStream) -> None:
+        """Make ``stream`` wait for the stream a CUDA Array Interface names as producer."""
+        tensor_type = self._torch_tensor_type()
+        if tensor_type is not None and isinstance(obj, tensor_type):
+            return  # produced on torch's current stream: use_stream it, see the docs
+        handle = cai_stream(obj)
+        if handle is None or handle == stream.handle:
+            return
+        runtime = self._require()
+        producer = CudaStream(stream.device, runtime.core.Stream.from_handle(handle))
+        runtime.wait(stream, runtime.record(producer))
 
     def record_value_on_stream(self, obj: Any, stream: CudaStream) -> None:
-        """For torch CUDA tensors, ``record_stream`` on the stream (allocator hint)."""
+        """For torch CUDA tensors, ``record_stream`` on the stream (allocator hint).
+
+        CuPy and other arrays get none: CuPy's memory pool has no ``record_stream``.
+        """
         tensor_type = self._torch_tensor_type()
         if tensor_type is None or not isinstance(obj, tensor_type):
             return
         if obj.device.type != "cuda":
             return
         torch: Any = sys.modules["torch"]
-        if stream.handle in (0, 1):  # torch's default stream is the legacy one
-            torch_stream = torch.cuda.default_stream(stream.device.index)
-        else:
-            torch_stream = torch.cuda.ExternalStream(stream.handle, device=stream.device.index)
-        record_tensor_on_stream(obj, torch_stream)
+        record_tensor_on_stream(obj, self._require().torch_stream(torch, stream))
 
     def __repr__(self) -> str:
         state = "available" if self._reason is None else f"unavailable: {self._reason}"

@@ -23,8 +23,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from futurekit.core._devices import Device
-from futurekit.core._errors import BackendUnavailableError
+from futurekit.core._errors import BackendError, BackendUnavailableError
 
+from ._cuda_arrays import cai_stream, foreign_cuda_device, is_array_type
 from ._hookspec import hookimpl
 from ._protocol import BackendBase
 from ._spec import BackendSpec, install_hint
@@ -58,22 +59,53 @@ def record_tensor_on_stream(tensor: Any, stream: Any) -> None:
     Dense tensors call ``Tensor.record_stream``; sparse tensors record each of
     their component tensors (COO: indices and values; CSR/BSR: crow indices, col
     indices and values; CSC/BSC: ccol indices, row indices and values).
+    ``aten::record_stream`` has only a plain dense kernel, so where it refuses a
+    tensor (strided nested tensors, quantized tensors, tensor subclasses) the
+    tensor's storage is recorded instead (a wrapper subclass such as a jagged
+    nested tensor records each of its inner tensors).
+
+    Raises:
+        BackendError: neither the tensor nor its storage could be recorded.
     """
     import torch
 
     layout = tensor.layout
-    if layout == torch.strided:
-        parts: tuple[Any, ...] = (tensor,)
-    elif layout == torch.sparse_coo:
-        parts = (tensor._indices(), tensor._values())
+    if layout == torch.sparse_coo:
+        parts: tuple[Any, ...] = (tensor._indices(), tensor._values())
     elif layout in (torch.sparse_csr, torch.sparse_bsr):
         parts = (tensor.crow_indices(), tensor.col_indices(), tensor.values())
     elif layout in (torch.sparse_csc, torch.sparse_bsc):
         parts = (tensor.ccol_indices(), tensor.row_indices(), tensor.values())
-    else:  # pragma: no cover - future layouts
+    else:  # strided, jagged and future layouts
         parts = (tensor,)
     for part in parts:
-        part.record_stream(stream)
+        try:
+            part.record_stream(stream)
+        except (RuntimeError, NotImplementedError, TypeError) as exc:
+            _record_storage(torch, part, stream, exc)
+
+
+def _record_storage(torch: Any, tensor: Any, stream: Any, cause: BaseException) -> None:
+    """Record what backs ``tensor`` on ``stream`` when ``record_stream`` refused it."""
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+    if is_traceable_wrapper_subclass(tensor):  # e.g. a jagged nested tensor
+        names, _ = tensor.__tensor_flatten__()
+        for name in names:
+            inner = getattr(tensor, name)
+            if isinstance(inner, torch.Tensor):
+                record_tensor_on_stream(inner, stream)
+        return
+    try:
+        storage = tensor.untyped_storage()
+        view = torch.empty(0, dtype=torch.uint8, device=storage.device).set_(storage)
+        view.record_stream(stream)
+    except Exception as exc:
+        raise BackendError(
+            f"cannot tell the caching allocator that a stream uses a "
+            f"{type(tensor).__name__} (layout {tensor.layout}, dtype {tensor.dtype}): "
+            f"record_stream failed ({cause}) and so did recording its storage ({exc})"
+        ) from exc
 
 
 class _Unavailable:
@@ -108,12 +140,13 @@ class _Api:
         self.set_stream: Any = pick("set_stream", "set_stream")
         self.get_device: Any = pick("current_device", "current_device_index")
         self.set_device: Any = pick("set_device", "set_device_index")
+        # Blocking-sync events: synchronize() yields the CPU instead of spinning a core.
         if device_type == "cuda":
             self.new_stream: Any = lambda index: module.Stream(device=index)
-            self.new_event: Any = lambda stream: module.Event()
+            self.new_event: Any = lambda stream: module.Event(blocking=True)
         else:
             self.new_stream = lambda index: torch.Stream(device=torch.device(device_type, index))
-            self.new_event = lambda stream: torch.Event(device=stream.device)
+            self.new_event = lambda stream: torch.Event(device=stream.device, blocking=True)
         self.pool_works = True
 
 
@@ -131,6 +164,8 @@ class TorchBackend(BackendBase):
 
     def __init__(self, device_type: str = "cuda") -> None:
         self.device_type = device_type
+        self.opaque_types: tuple[type, ...] = ()
+        self._arrays: dict[type, bool] = {}  # type -> may be a foreign CUDA array
         self._reason: str | None = None
         self._count = 0
         self._tensor_type: Any = None
@@ -151,6 +186,16 @@ class TorchBackend(BackendBase):
             return
         torch: Any = torch_module
         self._tensor_type = torch.Tensor
+        self.opaque_types = tuple(
+            t
+            for t in (
+                getattr(torch, "Stream", None),
+                getattr(torch, "Event", None),
+                getattr(torch.cuda, "Stream", None),
+                getattr(torch.cuda, "Event", None),
+            )
+            if isinstance(t, type)
+        )
         version = getattr(torch, "__version__", "?")
         kind = self.device_type
         try:
@@ -204,6 +249,24 @@ class TorchBackend(BackendBase):
     def device_count(self) -> int:
         """Number of devices of this type torch sees (0 when unavailable)."""
         return self._count
+
+    def current_device(self) -> Device:
+        """The calling thread's current device of this type (torch's ``current_device``)."""
+        return Device(self.device_type, int(self._api.get_device()))
+
+    @contextlib.contextmanager
+    def use_device(self, device: Device) -> Iterator[None]:
+        """Make ``device`` torch's current device for the block, restoring the previous one."""
+        api = self._api
+        previous = api.get_device()
+        if previous == device.index:
+            yield
+            return
+        api.set_device(device.index)
+        try:
+            yield
+        finally:
+            api.set_device(previous)
 
     # -- streams --------------------------------------------------------------------
     def current_stream(self, device: Device) -> Any:
@@ -269,18 +332,57 @@ class TorchBackend(BackendBase):
 
     # -- values ---------------------------------------------------------------------
     def device_of(self, obj: Any) -> Device | None:
-        """The device of a tensor (dense or sparse); ``None`` for anything else.
+        """The device of a tensor (dense or sparse), or of a foreign CUDA array.
 
         CPU and meta tensors give ``None``. A tensor on another accelerator type
-        gives its device, so that the future rejects it as torch does.
+        gives its device, so that the future rejects it as torch does. For ``cuda``,
+        CuPy, numba and other arrays with ``__dlpack_device__`` or
+        ``__cuda_array_interface__`` are buffers too (the driver is asked, through
+        cuda-python, which GPU owns a CAI-only pointer).
         """
         tensor_type = self._tensor_type
-        if tensor_type is None or not isinstance(obj, tensor_type):
+        if tensor_type is None:
             return None
-        return tensor_device(obj)
+        if isinstance(obj, tensor_type):
+            return tensor_device(obj)
+        if self.device_type != "cuda":
+            return None
+        cls = type(obj)
+        maybe = self._arrays.get(cls)
+        if maybe is None:
+            maybe = self._arrays[cls] = is_array_type(cls)
+        if not maybe:
+            return None
+        return foreign_cuda_device(obj, _pointer_device_via_cuda_python)
+
+    def order_buffer(self, obj: Any, stream: Any) -> None:
+        """Make ``stream`` wait for the producer stream a foreign array names (CAI ``stream``).
+
+        Tensors are produced on torch's current stream, where the event is recorded:
+        nothing to do. CuPy and numba arrays may name the stream that writes them.
+        """
+        tensor_type = self._tensor_type
+        if tensor_type is None or isinstance(obj, tensor_type) or self.device_type != "cuda":
+            return
+        handle = cai_stream(obj)
+        if handle is None or handle == stream.cuda_stream:
+            return
+        torch = self._api.torch
+        index = stream.device_index
+        if handle == 1:
+            producer = torch.cuda.default_stream(index)
+        else:
+            producer = torch.cuda.ExternalStream(handle, device=torch.device("cuda", index))
+        event = torch.cuda.Event()
+        event.record(producer)
+        stream.wait_event(event)
 
     def record_value_on_stream(self, obj: Any, stream: Any) -> None:
-        """``Tensor.record_stream`` for tensors of this device type (sparse: each part)."""
+        """``Tensor.record_stream`` for tensors of this device type (sparse: each part).
+
+        Foreign arrays (CuPy ...) get no allocator hint: their pools have no
+        ``record_stream``; keep such arrays alive until the consumer's work is done.
+        """
         tensor_type = self._tensor_type
         if tensor_type is None or not isinstance(obj, tensor_type):
             return
@@ -291,6 +393,20 @@ class TorchBackend(BackendBase):
     def __repr__(self) -> str:
         state = "available" if self._reason is None else f"unavailable: {self._reason}"
         return f"<TorchBackend {self.device_type!r} ({state})>"
+
+
+def _pointer_device_via_cuda_python(ptr: int) -> int | None:
+    """The GPU owning a CAI pointer, asked of the driver through cuda-python."""
+    from . import cuda
+
+    try:
+        runtime = cuda._runtime()
+    except BackendUnavailableError as exc:
+        raise BackendError(
+            "a value holds an array with only __cuda_array_interface__; telling which "
+            f"GPU owns its memory needs cuda-python ({exc}); or pass torch.as_tensor(array)"
+        ) from exc
+    return runtime.pointer_device(ptr)
 
 
 @hookimpl
