@@ -6,12 +6,16 @@
 #
 #   scripts/gpu-check.sh            # or: PYTHON=/path/to/python scripts/gpu-check.sh
 #
-# Without a GPU it says so: the tests are skipped and the benchmark exits 0.
+# Both backends are required (FUTUREKIT_REQUIRE_BACKENDS=torch,cuda-python): a missing
+# GPU or an unavailable backend makes the tests fail instead of skip, so a run that
+# tested only one backend cannot pass for a full one. To check one backend on purpose:
+#   FUTUREKIT_REQUIRE_BACKENDS=torch scripts/gpu-check.sh
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export CUDA_PYTHON_DISABLE_MAJOR_VERSION_WARNING=1
-PY="${PYTHON:-python}"
+export FUTUREKIT_REQUIRE_BACKENDS="${FUTUREKIT_REQUIRE_BACKENDS-torch,cuda-python}"
+PY="${PYTHON:-python3}"
 
 echo "== futurekit GPU check ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
 "$PY" - <<'PYEOF'
@@ -38,13 +42,13 @@ for info in available_backends():
 PYEOF
 
 echo
-echo "== GPU tests: torch and cuda-python backends"
-timeout 210 "$PY" -m pytest tests/gpu -m gpu -p no:cacheprovider -q -rs
+echo "== GPU tests (required backends: ${FUTUREKIT_REQUIRE_BACKENDS:-none})"
+timeout 200 "$PY" -m pytest tests/gpu -m gpu -p no:cacheprovider -q -rs
 tests_rc=$?
 
 echo
 echo "== benchmark: set_result + wait, futurekit vs torch.futures"
-timeout 75 "$PY" scripts/gpu_bench.py "$@"
+timeout 70 "$PY" scripts/gpu_bench.py "$@"
 bench_rc=$?
 
 echo

@@ -1,10 +1,17 @@
-"""GPU test support: skip ``gpu`` tests without a CUDA GPU; backend fixtures."""
+"""GPU test support: skip ``gpu`` tests without a CUDA GPU; backend fixtures.
+
+``FUTUREKIT_REQUIRE_BACKENDS=torch,cuda-python`` (what ``scripts/gpu-check.sh``
+sets) turns every skip for a missing GPU or an unavailable listed backend into a
+failure, so a run that silently tested one backend (or none) cannot pass for a
+full one.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from gpu_helpers import REQUIRED, require_backend
 
 
 def _gpu_count() -> int:
@@ -22,7 +29,7 @@ GPU_COUNT = _gpu_count()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if GPU_COUNT:
+    if GPU_COUNT or REQUIRED:  # required: the tests run, and fail without a GPU
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU and a CUDA build of torch")
     for item in items:
@@ -31,20 +38,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"futurekit GPU tests: {GPU_COUNT} CUDA device(s) visible to torch"
+    required = ", ".join(sorted(REQUIRED)) or "none (unavailable backends are skipped)"
+    return (
+        f"futurekit GPU tests: {GPU_COUNT} CUDA device(s) visible to torch; "
+        f"required backends: {required}"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _gpu_present(request: pytest.FixtureRequest) -> None:
+    if REQUIRED and "gpu" in request.keywords and not GPU_COUNT:
+        pytest.fail(
+            f"FUTUREKIT_REQUIRE_BACKENDS={','.join(sorted(REQUIRED))} but torch sees no CUDA GPU"
+        )
 
 
 @pytest.fixture(params=["torch", "cuda-python"])
 def backend_name(request: pytest.FixtureRequest) -> str:
-    """Each futurekit CUDA backend in turn; skipped when that backend is unavailable."""
-    from futurekit.backends import get_backend
-    from futurekit.core._errors import BackendUnavailableError
-
+    """Each futurekit CUDA backend in turn; skipped (or failed, if required) when unavailable."""
     name: str = request.param
-    try:
-        get_backend("cuda", name)
-    except BackendUnavailableError as exc:
-        pytest.skip(f"backend {name!r} unavailable: {exc}")
+    require_backend(name)
     return name
 
 
@@ -52,4 +65,4 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 def two_gpus() -> Any:
     """Skip unless two GPUs are visible."""
     if GPU_COUNT < 2:
-        pytest.skip("needs 2 GPUs")
+        pytest.skip("needs 2 GPUs")  # never required: most GPU machines have one

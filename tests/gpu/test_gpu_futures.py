@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+from gpu_helpers import require_backend
 
 import futurekit
 from futurekit import Device
@@ -231,6 +232,7 @@ def test_cupy_arrays_with_cuda_python() -> None:
     from futurekit.backends import get_backend
     from futurekit.backends.cuda import use_stream
 
+    require_backend("cuda-python")  # skips with the reason (fails if required)
     backend = get_backend("cuda", "cuda-python")
     spin = cupy.RawKernel(
         r"""
