@@ -20,6 +20,7 @@ from .core._errors import (
     InvalidStateError,
     NotAnExceptionError,
     TimeoutError,
+    UnwrapCycleError,
 )
 from .core._future import Future
 
@@ -41,6 +42,7 @@ __all__ = (
     "InvalidStateError",
     "NotAnExceptionError",
     "TimeoutError",
+    "UnwrapCycleError",
     "__version__",
     "as_completed",
     "collect_all",

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from futurekit import Future, collect_all
-from futurekit.core import _dispatch
+from futurekit.core import _trampoline
 
 from .conftest import run_in_thread
 
-MAX = _dispatch.MAX_INLINE_DEPTH
+MAX = _trampoline.MAX_INLINE_DEPTH
 
 
 def _add_one(fut: Future[int]) -> int:
@@ -204,7 +204,7 @@ def test_wait_inside_deep_callback_does_not_deadlock(position: int) -> None:
         def deep_callback(x: Future[Any]) -> int:
             g.set_result(10)
             seen["deferred"] = not g_tail.done()
-            seen["queued"] = _dispatch.has_queued_work()
+            seen["queued"] = _trampoline.has_queued_work()
             seen["waited"] = g_tail.wait()
             seen["with_timeout"] = g_tail.wait(timeout=5)
             return 0

@@ -233,7 +233,6 @@ def _raise(exc: BaseException) -> Callable[[Any], Any]:
         _raise(KeyError("kk")),
         _raise(ZeroDivisionError("division by zero")),
         _raise(RuntimeError("rt")),
-        _raise(SystemExit(3)),
         lambda: 1,
         lambda x: x + 1,
         lambda x: x.value().missing,
@@ -243,7 +242,6 @@ def _raise(exc: BaseException) -> Callable[[Any], Any]:
         "KeyError",
         "ZeroDivision",
         "RuntimeError",
-        "SystemExit",
         "no-arg",
         "wrong-arg",
         "attribute",
@@ -259,6 +257,25 @@ def test_then_callback_errors(cb: Callable[..., Any]) -> None:
 
     out = compare(scenario)
     assert out[0].first_line.startswith("Got the following error when running the callback: ")
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt()], ids=["SystemExit", "Ctrl-C"])
+def test_then_interrupt_fails_child_like_torch_but_is_not_swallowed(exc: BaseException) -> None:
+    """torch swallows SystemExit/KeyboardInterrupt in a callback; futurekit fails the
+    child exactly as torch does, then lets the interrupt propagate from set_result."""
+    import futurekit as fk
+
+    f = fk.Future()
+    before = f.then(_raise(exc))
+    later = f.then(lambda x: x.wait() + 1)
+    with pytest.raises(type(exc)):
+        f.set_result(5)
+    assert later.wait() == 6  # the remaining callbacks were still run
+    with pytest.raises(fk.CallbackError) as info:
+        before.wait()
+    assert info.value.__cause__ is exc
+    with pytest.raises(type(exc)):
+        f.then(_raise(exc))  # registered on a completed future: same rule
 
 
 def test_then_on_failed_parent() -> None:
@@ -635,18 +652,36 @@ def test_difference_then_returns_full_future_and_collect_all_same_objects() -> N
     assert res[0] is f_inputs[0] and res[1] is f_inputs[1]
 
 
-def test_callback_error_rendering_of_nested_and_internal_errors() -> None:
+def test_callback_error_rendering_of_internal_errors() -> None:
     def scenario(ns: SimpleNamespace) -> list[Any]:
         f = ns.Future()
-        nested = f.then(_raise(ZeroDivisionError("division by zero"))).then(lambda x: x.value())
         own_parent = f.then(lambda x: x.set_result(2))
         not_exc = f.then(lambda x: ns.Future().set_exception("oops"))
-        empty = f.then(_raise(KeyboardInterrupt()))
         f.set_result(1)
-        return [catch(nested.wait), catch(own_parent.wait), catch(not_exc.wait), catch(empty.wait)]
+        return [catch(own_parent.wait), catch(not_exc.wait)]
 
-    out = compare(scenario)
-    assert out[0].first_line == (
-        "Got the following error when running the callback: RuntimeError: Got the following "
-        "error when running the callback: ZeroDivisionError: division by zero"
+    compare(scenario)
+
+
+def test_failing_chain_keeps_torchs_first_level_message_without_rewrapping() -> None:
+    """torch wraps the message again at every level (quadratic in the chain's length);
+    futurekit passes the parent's CallbackError on as is (issue: linear failing chains)."""
+    t = torch.futures.Future()
+    t_nested = t.then(_raise(ZeroDivisionError("division by zero"))).then(lambda x: x.value())
+    t.set_result(1)
+    t_msg = str(catch(t_nested.wait).exc)
+    assert t_msg.count("Got the following error") == 2  # torch's nesting
+
+    f = futurekit.Future()
+    first = f.then(_raise(ZeroDivisionError("division by zero")))
+    nested = first.then(lambda x: x.value())
+    f.set_result(1)
+    err = catch(nested.wait).exc
+    assert isinstance(err, futurekit.CallbackError)
+    assert str(err) == (
+        "Got the following error when running the callback: ZeroDivisionError: division by zero"
     )
+    assert err is catch(first.wait).exc  # the same object: no re-wrapping
+    assert isinstance(err.__cause__, ZeroDivisionError)
+
+

@@ -194,24 +194,42 @@ def test_callback_error_keeps_base_exceptions() -> None:
         raise KeyboardInterrupt
 
     child = f.then(cb)
-    f.set_result(1)
+    with pytest.raises(KeyboardInterrupt):  # not swallowed (torch swallows it)
+        f.set_result(1)
     with pytest.raises(CallbackError) as info:
         child.wait()
     assert isinstance(info.value.__cause__, KeyboardInterrupt)
 
 
-def test_nested_callback_errors_nest_the_prefix() -> None:
+def test_nested_callback_errors_are_passed_on_not_rewrapped() -> None:
     f: Future[int] = Future()
-    child = f.then(lambda x: 1 // 0).then(lambda x: x.value())
+    first = f.then(lambda x: 1 // 0)
+    child = first.then(lambda x: x.value())
     f.set_result(1)
     with pytest.raises(CallbackError) as info:
         child.wait()
     assert str(info.value).startswith(
-        "Got the following error when running the callback: RuntimeError: Got the following "
-        "error when running the callback: ZeroDivisionError: "
+        "Got the following error when running the callback: ZeroDivisionError: "
     )
-    assert isinstance(info.value.__cause__, CallbackError)
-    assert isinstance(info.value.__cause__.__cause__, ZeroDivisionError)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    with pytest.raises(CallbackError) as first_info:
+        first.wait()
+    assert first_info.value is info.value
+
+
+def test_callback_raising_another_callback_error_is_wrapped() -> None:
+    """Only the parent's own error is passed on; any other CallbackError is wrapped."""
+    f: Future[int] = Future()
+    other = Future[int]()
+    other.set_exception(CallbackError("elsewhere"))
+    child = f.then(lambda x: other.wait())
+    f.set_result(1)
+    with pytest.raises(CallbackError) as info:
+        child.wait()
+    assert str(info.value) == (
+        "Got the following error when running the callback: RuntimeError: elsewhere"
+    )
+    assert info.value.__cause__ is other.exception()
 
 
 @pytest.mark.parametrize("bad", [None, 5, "cb"])

@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from futurekit import CallbackError, CancelledError, Future, InvalidStateError
-from futurekit.core import _dispatch
+from futurekit.core import _trampoline
 
 pytestmark = pytest.mark.timeout(300)
 
 #: then-chains stay shallow so that the whole run is inline (torch's exact order)
-MAX_DEPTH = min(12, _dispatch.MAX_INLINE_DEPTH // 2)
+MAX_DEPTH = min(12, _trampoline.MAX_INLINE_DEPTH // 2)
 
 
 @dataclass
@@ -81,9 +81,10 @@ class FutureMachine(RuleBasedStateMachine):
         elif parent.state == "done":  # mode == "read": return the parent's value
             self.m_complete(child, "done", parent.value)
         else:
+            if isinstance(parent.value, CbErr):  # the parent's CallbackError, passed on as is
+                self.m_complete(child, "failed", parent.value)
+                return
             cause = CancelledError if parent.state == "cancelled" else type(parent.value)
-            if isinstance(parent.value, CbErr):
-                cause = CallbackError
             self.m_complete(child, "failed", CbErr(cause))
 
     def m_register(self, fid: int, cb: tuple[Any, ...]) -> None:

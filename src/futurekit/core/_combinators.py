@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 
+from ._completion import DONE, FAILED, InternalCallback, complete, lock, register, unregister
 from ._errors import InvalidFutureError, TimeoutError
-from ._future import (
-    _DONE,
-    _FAILED,
-    _PENDING,
-    Future,
-    InternalCallback,
-    _acquire,
-    _check_timeout,
-    _release,
-)
+from ._future import Future
+from ._waiting import check_timeout
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:
@@ -54,19 +46,24 @@ def _validate(futures: object, fn: str) -> list[Future[Any]]:
 
 
 class _Gather(InternalCallback):
-    __slots__ = ("count", "futures", "last", "result")
+    """Counts completed inputs of ``collect_all``; the first error fails the result."""
+
+    __slots__ = ("futures", "left", "result")
 
     def __init__(self, result: Future[list[Future[Any]]], futures: list[Future[Any]]) -> None:
         self.result = result
         self.futures = futures
-        self.last = len(futures) - 1
-        self.count = itertools.count()  # next() is atomic: no lock per input
+        self.left = len(futures)
 
     def __call__(self, fut: Future[Any]) -> None:
-        if fut._state != _DONE:  # first error wins, at once (torch: callback errors only)
-            self.result._complete_quietly(_FAILED, fut._value)
-        elif next(self.count) == self.last:
-            self.result._complete_quietly(_DONE, self.futures)
+        if fut._state != DONE:  # first error wins, at once (torch: callback errors only)
+            complete(self.result, FAILED, fut._value)
+            return
+        with lock:  # a decrement: no call, no allocation of a GC object
+            left = self.left - 1
+            self.left = left
+        if left == 0:
+            complete(self.result, DONE, self.futures)
 
 
 def collect_all(futures: Sequence[Future[Any]]) -> Future[list[Future[Any]]]:
@@ -75,6 +72,8 @@ def collect_all(futures: Sequence[Future[Any]]) -> Future[list[Future[Any]]]:
     The list holds the same future objects, in input order. If any input fails,
     the result fails at once with that error (the same exception object); torch
     only exits early for callback errors. Empty input gives a completed ``[]``.
+    Each input is registered on under its own short lock hold, so completions in
+    other threads never wait for a long input list.
 
     Raises:
         InvalidFutureError: an element is ``None`` (torch's ``"Future can't be
@@ -84,26 +83,16 @@ def collect_all(futures: Sequence[Future[Any]]) -> Future[list[Future[Any]]]:
     futs = _validate(futures, "collect_all")
     result: Future[list[Future[Any]]] = Future()
     if not futs:
-        result._complete(_DONE, [])
+        complete(result, DONE, [])
         return result
     gather = _Gather(result, futs)
-    done: list[Future[Any]] = []
-    _acquire()  # register on every pending input under one lock hold
-    try:
-        for fut in futs:
-            if fut._state:
-                done.append(fut)
+    for fut in futs:
+        with lock:  # the common case, inline: a pending input with no registration yet
+            if not fut._state and fut._cb1 is None and fut._cbs is None:
+                fut._cb1 = gather
+                fut._observed = True
                 continue
-            fut._observed = True
-            callbacks = fut._callbacks
-            if callbacks is None:
-                fut._callbacks = [gather]
-            else:
-                callbacks.append(gather)
-    finally:
-        _release()
-    for fut in done:  # already complete: count them now, in input order
-        fut._register(gather)
+        register(fut, gather)
     return result
 
 
@@ -118,7 +107,7 @@ def wait_all(futures: Sequence[Future[Any]]) -> list[Any]:
         values: list[Any] = []
         append = values.append
         for fut in futures:
-            if type(fut) is not Future or fut._state != _DONE or fut._dev is not None:
+            if type(fut) is not Future or fut._state != DONE or fut._dev is not None:
                 break
             append(fut._value)
         else:
@@ -127,50 +116,72 @@ def wait_all(futures: Sequence[Future[Any]]) -> list[Any]:
 
 
 class _First(InternalCallback):
-    __slots__ = ("result",)
+    """Completes an any-of result with the first input, then leaves the others."""
+
+    __slots__ = ("handles", "result")
 
     def __init__(self, result: Future[Future[Any]]) -> None:
         self.result = result
+        self.handles: list[tuple[Future[Any], Any]] = []
 
     def __call__(self, fut: Future[Any]) -> None:
-        if self.result._state == _PENDING:
-            self.result._complete(_DONE, fut)
+        if complete(self.result, DONE, fut):
+            self.release()
+
+    def release(self) -> None:
+        """Unregister from every input (idempotent; later registrations too)."""
+        handles, self.handles = self.handles, []
+        for fut, handle in handles:
+            unregister(fut, handle)
 
 
 def collect_any(futures: Sequence[Future[T]]) -> Future[Future[T]]:
     """A future completed with the first input future to complete (the same object).
 
+    Once it completes, its callback is removed from the other inputs, so a
+    long-lived input does not accumulate callbacks over many calls.
+
     Raises:
         ValueError: ``futures`` is empty.
         InvalidFutureError: an element is ``None`` or not a futurekit Future.
     """
-    return _collect_any(futures, "collect_any")
+    return _collect_any(futures, "collect_any")[0]
 
 
-def _collect_any(futures: Sequence[Future[T]], fn: str) -> Future[Future[T]]:
+def _collect_any(futures: Sequence[Future[T]], fn: str) -> tuple[Future[Future[T]], _First]:
     futs = _validate(futures, fn)
     if not futs:
         raise ValueError(f"{fn}() needs at least one future")
     result: Future[Future[T]] = Future()
     first = _First(result)
     for fut in futs:
-        fut._register(first)
+        handle = register(fut, first)
+        if handle is not None:
+            first.handles.append((fut, handle))
         if result._state:
             break
-    return result
+    if result._state:
+        first.release()
+    return result, first
 
 
 def wait_any(futures: Sequence[Future[T]], timeout: float | None = None) -> T:
     """The value of the first future to complete (or its error).
 
     Raises:
-        TimeoutError: no future completed within ``timeout`` seconds.
+        TimeoutError: no future completed within ``timeout`` seconds (the inputs
+            are left as they were: no callback stays behind).
         ValueError: ``futures`` is empty or ``timeout`` is negative.
         InvalidFutureError: an element is ``None`` or not a futurekit Future.
     """
     if timeout is not None:
-        timeout = _check_timeout(timeout)
-    return _collect_any(futures, "wait_any").wait(timeout).wait()
+        timeout = check_timeout(timeout)
+    result, first = _collect_any(futures, "wait_any")
+    try:
+        winner = result.wait(timeout)
+    finally:
+        first.release()
+    return winner.wait()
 
 
 class _Enqueue(InternalCallback):
@@ -186,12 +197,15 @@ class _Enqueue(InternalCallback):
 def as_completed(futures: Iterable[Future[T]], timeout: float | None = None) -> Iterator[Future[T]]:
     """Yield the input futures as they complete (duplicates once).
 
+    Closing the iterator early (``break``, a timeout, garbage collection) removes
+    its callbacks from the futures not yet yielded.
+
     Raises:
         TimeoutError: ``timeout`` seconds passed (from the call) before all completed.
     """
     futs = list(dict.fromkeys(_validate(futures, "as_completed")))
     if timeout is not None:
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
     return _as_completed(futs, timeout, deadline)
 
@@ -203,15 +217,20 @@ def _as_completed(
 
     q: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
     enqueue = _Enqueue(q)
-    for fut in futs:
-        fut._register(enqueue)
-    for _ in range(len(futs)):
-        if deadline is None:
-            yield q.get()
-            continue
-        try:
-            yield q.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise TimeoutError(
-                f"as_completed(): futures did not all complete within {timeout} seconds"
-            ) from None
+    handles = []
+    try:
+        for fut in futs:
+            handles.append((fut, register(fut, enqueue)))
+        for _ in range(len(futs)):
+            if deadline is None:
+                yield q.get()
+                continue
+            try:
+                yield q.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(
+                    f"as_completed(): futures did not all complete within {timeout} seconds"
+                ) from None
+    finally:
+        for fut, handle in handles:
+            unregister(fut, handle)

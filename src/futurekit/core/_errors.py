@@ -15,6 +15,7 @@ __all__ = [
     "InvalidStateError",
     "NotAnExceptionError",
     "TimeoutError",
+    "UnwrapCycleError",
 ]
 
 ALREADY_COMPLETED = (
@@ -71,6 +72,14 @@ _TORCH_NAMES: dict[type[BaseException], str] = {
     InvalidStateError: "RuntimeError",
     NotAnExceptionError: "AssertionError",
 }
+
+
+class UnwrapCycleError(RuntimeError):
+    """``then(unwrap=True)`` met the same future twice while following results.
+
+    ``a.set_result(a)``, or a chain a -> b -> a, can never complete: the child fails
+    with this error instead of looping forever.
+    """
 
 
 class TimeoutError(builtins.TimeoutError):

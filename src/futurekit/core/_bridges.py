@@ -1,0 +1,203 @@
+"""Bridges from futurekit futures to torch, concurrent.futures and asyncio futures.
+
+Every conversion is non-blocking and propagates values, errors and cancellation.
+torch and asyncio are imported only when a conversion needs them. These functions
+take any futurekit future and never construct one (see :mod:`._interop` for the
+other direction), so :mod:`._future` can import them without a cycle.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+from ._completion import CANCELLED, DONE, FutureBase, InternalCallback, register, retrieved
+
+TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    from ._future import Future
+
+    T = TypeVar("T")
+
+__all__ = ["to_asyncio", "to_concurrent", "to_torch"]
+
+
+def _check(fut: object, fn: str) -> None:
+    if not isinstance(fut, FutureBase):
+        raise TypeError(f"{fn}() expects a futurekit.Future, got {type(fut).__name__}")
+
+
+# -- torch ---------------------------------------------------------------------------
+class _ToTorch(InternalCallback):
+    """Completes a torch future from ours.
+
+    A device value is handed over under pool streams synchronized with our events,
+    so the events torch records are ordered after ours; a backend that cannot set
+    up those streams fails the torch future with its error.
+    """
+
+    __slots__ = ("torch_future",)
+
+    def __init__(self, torch_future: Any) -> None:
+        self.torch_future = torch_future
+
+    def __call__(self, src: FutureBase) -> None:
+        tf = self.torch_future
+        if tf.done():
+            return
+        dev = src._dev
+        try:
+            if src._state != DONE:
+                tf.set_exception(src._value)
+            elif dev is None:
+                tf.set_result(src._value)
+            else:
+                with dev.callback_streams():
+                    tf.set_result(src._value)
+        except Exception as exc:  # torch rejected the value, or the backend failed
+            if not tf.done():
+                tf.set_exception(exc)
+
+
+def to_torch(fut: Future[Any]) -> Any:
+    """A ``torch.futures.Future`` completed when ``fut`` completes (value or error).
+
+    It can be returned wherever torch expects a ``torch.futures.Future`` (a DDP
+    communication hook, an RPC function decorated with ``@rpc.functions.async_execution``).
+    Never blocks. A device future gives a torch future with the same devices,
+    completed on pool streams that wait on ``fut``'s events, so torch's own stream
+    synchronization follows. Cancelling ``fut`` fails the torch future with
+    :class:`CancelledError` (torch futures cannot be cancelled).
+
+    Raises:
+        ModuleNotFoundError: torch is not installed (``pip install 'futurekit[torch]'``).
+        ValueError: ``fut`` has devices of a type torch does not know (such as ``sim``).
+    """
+    _check(fut, "to_torch")
+    try:
+        import torch
+    except ModuleNotFoundError as exc:  # pragma: no cover - torch is a test dependency
+        raise ModuleNotFoundError("to_torch() needs torch: pip install 'futurekit[torch]'") from exc
+    devices = [str(d) for d in fut.devices] or None
+    try:
+        tf: Any = torch.futures.Future(devices=devices)  # type: ignore[arg-type]
+    except RuntimeError as exc:
+        raise ValueError(
+            f"to_torch(): torch futures cannot hold the devices {devices} of this future "
+            f"({exc}); wait() on it and complete a CPU torch future instead"
+        ) from exc
+    register(fut, _ToTorch(tf))
+    return tf
+
+
+# -- concurrent.futures --------------------------------------------------------------
+def to_concurrent(fut: Future[T]) -> cf.Future[T]:
+    """A ``concurrent.futures.Future`` completed when ``fut`` completes (never blocks).
+
+    Cancelling the returned future cancels ``fut`` and vice versa.
+
+    Raises:
+        TypeError: ``fut`` is not a futurekit Future.
+    """
+    _check(fut, "to_concurrent")
+    out: cf.Future[T] = cf.Future()
+
+    def _back(other: cf.Future[T]) -> None:
+        if other.cancelled():
+            fut.cancel()
+
+    out.add_done_callback(_back)
+    register(fut, _ToConcurrent(out))
+    return out
+
+
+class _ToConcurrent(InternalCallback):
+    __slots__ = ("out",)
+
+    def __init__(self, out: cf.Future[Any]) -> None:
+        self.out = out
+
+    def __call__(self, src: FutureBase) -> None:
+        out = self.out
+        if src._state == CANCELLED:
+            out.cancel()
+            return
+        try:
+            if src._state == DONE:
+                dev = src._dev
+                if dev is not None:  # concurrent.futures knows no streams: the host waits
+                    try:
+                        dev.synchronize()
+                    except Exception as exc:
+                        out.set_exception(exc)
+                        return
+                out.set_result(src._value)
+            else:
+                out.set_exception(src._value)
+        except cf.InvalidStateError:  # cancelled meanwhile
+            pass
+
+
+# -- asyncio -------------------------------------------------------------------------
+def to_asyncio(fut: Future[Any], loop: Any = None) -> Any:
+    """An ``asyncio.Future`` on ``loop`` (default: the running loop) following ``fut``.
+
+    Completion is handed to the loop thread-safely. Cancelling the asyncio future
+    cancels ``fut``. For device futures, ``await``-ing ``fut`` directly also
+    synchronizes streams; the asyncio future carries the value only.
+    """
+    import asyncio
+
+    _check(fut, "to_asyncio")
+    if loop is None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "to_asyncio() was called outside a running event loop; pass loop= "
+                "or call it from a coroutine"
+            ) from None
+    elif not isinstance(loop, asyncio.AbstractEventLoop):
+        raise TypeError(f"loop must be an asyncio event loop or None, got {loop!r}")
+    if loop.is_closed():
+        raise ValueError(
+            f"to_asyncio(): the event loop {loop!r} is closed, so the asyncio future "
+            "could never complete; pass a running or open loop"
+        )
+    aio = loop.create_future()
+
+    def _copy() -> None:
+        if aio.done():
+            return
+        if fut._state == CANCELLED:
+            aio.cancel()
+        elif fut._state == DONE:
+            aio.set_result(fut._value)
+        else:
+            retrieved(fut)
+            aio.set_exception(fut._value)
+
+    def _on_aio_done(a: Any) -> None:
+        if a.cancelled():
+            fut.cancel()
+
+    aio.add_done_callback(_on_aio_done)
+    register(fut, _CallInLoop(loop, _copy))
+    return aio
+
+
+class _CallInLoop(InternalCallback):
+    __slots__ = ("fn", "loop")
+
+    def __init__(self, loop: Any, fn: Any) -> None:
+        self.loop = loop
+        self.fn = fn
+
+    def __call__(self, src: FutureBase) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.fn)
+        except RuntimeError:  # loop closed
+            pass
+
+

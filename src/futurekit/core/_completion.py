@@ -1,0 +1,499 @@
+"""The completion path: publish an outcome atomically, then run what was registered.
+
+This module is the one place where a future changes state (see ``docs/design.md``).
+
+* **What is atomic.** One process-wide lock guards every transition. A critical
+  section holds only attribute and subscript loads and stores, comparisons, and
+  ``+=`` on a list: no call, no allocation of a garbage-collected object, no drop
+  of a last reference. CPython runs signal handlers and (3.12+) garbage-collector
+  finalizers only at calls and backward jumps, and (3.11) collects only when a
+  container is allocated, so no Ctrl-C, no ``__del__`` and no user code can run
+  while the lock is held: the lock is never left held and never re-entered.
+* **What runs where.** Completing a future stores the outcome, detaches the
+  registrations and pushes them, inside the same critical section, onto the
+  calling thread's pending stack (:mod:`._trampoline`). From then on nothing
+  can be lost: the stack is drained by :func:`drain`, one registration at a
+  time, each claimed with a subscript store before it is called. Waiters are
+  woken first, then callbacks run in registration order.
+* **Nothing lost.** A callback's ``Exception`` is logged (``add_done_callback``) or
+  fails the child (``then``); ``KeyboardInterrupt`` and ``SystemExit`` are
+  recorded, the remaining callbacks still run, and the first interrupt is raised
+  again when the drain ends. A call that fails at entry because the stack is
+  nearly full is retried with a little more recursion limit.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from . import _trampoline
+from ._errors import CallbackError
+from ._reporting import ErrorGuard, from_cancellation, report_callback_error, report_stream_error
+
+TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._device_state import DeviceState
+
+__all__ = [
+    "CANCELLED",
+    "DONE",
+    "FAILED",
+    "PENDING",
+    "FutureBase",
+    "InternalCallback",
+    "complete",
+    "drain",
+    "lock",
+    "register",
+    "resolve",
+    "retrieved",
+    "run_now",
+    "unregister",
+]
+
+PENDING = 0
+DONE = 1
+FAILED = 2
+CANCELLED = 3
+
+#: Guards every future's transitions; see the module docstring for what may run under it.
+lock = threading.Lock()
+
+_MAX_DEPTH = _trampoline.MAX_INLINE_DEPTH
+_local = _trampoline.local
+_thread_state = _trampoline.state
+_getlimit = sys.getrecursionlimit
+_setlimit = sys.setrecursionlimit
+#: Extra recursion limit granted to a call that could not start for lack of stack.
+_HEADROOM = 64
+#: ``then`` links marked to run here, under streams already set up.
+_HERE = object()
+
+
+class FutureBase:
+    """The state every future carries; the public API is :class:`futurekit.Future`.
+
+    ``_cb1`` holds the first registration (most futures have exactly one) and
+    ``_cbs`` the rest, as ``{id(pair): pair}`` with ``pair = (registration,)``:
+    insertion-ordered, and an entry can be deleted in O(1) with no user code
+    (int keys). ``_waiters`` is ``{id(waiter): waiter}`` for blocked ``wait()``\\ s.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_cb1",
+        "_cbs",
+        "_dev",
+        "_guard",
+        "_observed",
+        "_state",
+        "_value",
+        "_waiters",
+    )
+
+    _state: int
+    _value: Any
+    _cb1: Any
+    _cbs: dict[int, tuple[Any]] | None
+    _waiters: dict[int, Any] | None
+    _dev: DeviceState | None
+    _guard: ErrorGuard | None
+    _observed: bool
+
+
+class InternalCallback:
+    """Base for the core's own callbacks: they never touch device data or streams."""
+
+    __slots__ = ()
+
+    def __call__(self, fut: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _Here(InternalCallback):
+    """A user callback whose device streams are already current: run it as is."""
+
+    __slots__ = ("cb",)
+
+    def __init__(self, cb: Any) -> None:
+        self.cb = cb
+
+    def __call__(self, fut: Any) -> None:
+        self.cb(fut)
+
+
+# -- publishing ------------------------------------------------------------------------
+def complete(fut: FutureBase, state: int, value: Any, prepared: Any = None) -> bool:
+    """Publish ``state``/``value`` and run the registrations; False if already complete.
+
+    ``prepared`` is ``(events, buffers)`` from ``DeviceState.prepare``; they are
+    published together with the state. Raises only an interrupt (``KeyboardInterrupt``,
+    ``SystemExit``) that a callback raised, after every registration was handed on.
+    """
+    batch = None
+    while True:
+        with lock:
+            if fut._state:
+                return False
+            if batch is not None or (fut._cb1 is None and fut._cbs is None):
+                if prepared is not None:
+                    dev = fut._dev
+                    dev.events, dev.buffers = prepared  # type: ignore[union-attr]
+                fut._value = value
+                fut._state = state
+                waiters = fut._waiters
+                fut._waiters = None
+                if batch is not None:
+                    batch[2] = fut._cb1
+                    batch[3] = fut._cbs
+                    fut._cb1 = fut._cbs = None
+                    pending += one  # handed to this thread: drained below or later
+                break
+        # Registrations exist: allocate outside the lock (no GC under it), then retry.
+        batch = [fut, None, None, None, 0]
+        one = (batch,)
+        st = _thread_state()
+        pending = st.pending
+    if waiters is not None:
+        wake(waiters)
+    if state == FAILED and not fut._observed:
+        _arm_guard(fut, value)
+    if batch is not None and st.depth < _MAX_DEPTH:
+        mark = len(pending) - 1 if st.depth else 0
+        try:
+            drain(st, mark)
+        except RecursionError as exc:
+            if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+                raise
+            _setlimit(_getlimit() + _HEADROOM)  # drain() could not start: the stack is full
+            try:
+                drain(st, mark)
+            finally:
+                _setlimit(_getlimit() - _HEADROOM)
+    return True
+
+
+def resolve(fut: FutureBase, value: Any) -> bool:
+    """Complete with ``value``; for a device future, find its buffers and record events.
+
+    A buffer on a device outside the future's devices, or a backend error, completes
+    the future with that error instead (as torch does).
+    """
+    dev = fut._dev
+    if dev is None:
+        return complete(fut, DONE, value)
+    if fut._state:
+        return False
+    try:
+        prepared = dev.prepare(value)
+    except Exception as exc:
+        return complete(fut, FAILED, exc)
+    return complete(fut, DONE, value, prepared)
+
+
+def wake(waiters: dict[int, Any]) -> None:
+    """Wake blocked ``wait()`` calls (each waiter is released at most once)."""
+    for waiter in waiters.values():
+        try:
+            waiter.release()
+        except RuntimeError:  # released already (a retry after an interrupt)
+            pass
+
+
+def _arm_guard(fut: FutureBase, value: Any) -> None:
+    """Give a failed, unobserved future a guard that warns if nobody retrieves the error."""
+    try:
+        if from_cancellation(value):
+            return
+        guard = ErrorGuard(value, id(fut))
+    except Exception:  # pragma: no cover - a hostile exception object
+        return
+    fut._guard = guard
+    if fut._observed:  # retrieved meanwhile by another thread
+        guard.exc = None
+
+
+# -- registering -------------------------------------------------------------------------
+def register(fut: FutureBase, reg: Any, observe: bool = True) -> Any:
+    """Append ``reg`` to the future's FIFO, or run it now if the future is complete.
+
+    ``observe`` marks the future as watched (its failure is then not reported as
+    never retrieved). Returns a handle for :func:`unregister`, or None if ``reg``
+    ran already.
+    """
+    pair: tuple[Any] | None = None
+    fresh: dict[int, tuple[Any]] = {}
+    key = 0
+    while True:
+        with lock:
+            if fut._state:
+                break
+            if observe:
+                fut._observed = True
+            if fut._cb1 is None and fut._cbs is None:
+                fut._cb1 = reg
+                return reg
+            if pair is not None:
+                cbs = fut._cbs
+                if cbs is None:
+                    fresh[key] = pair
+                    fut._cbs = fresh
+                else:
+                    cbs[key] = pair
+                return key
+        pair = (reg,)
+        key = id(pair)
+    if observe:
+        retrieved(fut)
+    run_now(fut, reg)
+    return None
+
+
+def unregister(fut: FutureBase, handle: Any) -> None:
+    """Remove a registration by the handle :func:`register` returned (idempotent).
+
+    The caller keeps a reference to the registration, so no object dies under the lock.
+    """
+    if handle is None:
+        return
+    with lock:
+        if fut._cb1 is handle:
+            fut._cb1 = None
+        elif handle.__class__ is int:
+            cbs = fut._cbs
+            if cbs is not None and handle in cbs:
+                del cbs[handle]
+
+
+def retrieved(fut: FutureBase) -> None:
+    """The outcome was seen: disarm this future's never-retrieved guard."""
+    fut._observed = True
+    guard = fut._guard
+    if guard is not None:
+        guard.exc = None
+        fut._guard = None
+
+
+def run_now(fut: FutureBase, reg: Any) -> None:
+    """Run one registration of a completed future in this thread, like a completion."""
+    st = _thread_state()
+    pending = st.pending
+    pending += ([fut, None, reg, None, 0],)
+    mark = len(pending) - 1 if st.depth else 0
+    drain(st, mark)
+
+
+# -- running ----------------------------------------------------------------------------
+def link_error(parent: FutureBase, exc: BaseException) -> CallbackError:
+    """The error of a ``then`` child whose callback raised ``exc``.
+
+    torch wraps every level again, so a failing chain costs quadratic memory; the
+    parent's own :class:`CallbackError` is passed on as is (its traceback dropped).
+    """
+    if exc.__class__ is CallbackError and exc is parent._value:
+        exc.__traceback__ = None
+        return exc  # type: ignore[return-value]
+    return CallbackError.from_exception(exc)
+
+
+def drain(st: _trampoline.ThreadState, mark: int) -> None:
+    """Run this thread's pending registrations above ``mark``, innermost batch first.
+
+    A batch is ``[future, _, first, rest, index]``; each registration is claimed
+    with a store into the batch before it is called, so an interrupt anywhere
+    leaves the batch consistent and a later drain continues where this one stopped.
+    """
+    pending = st.pending
+    depth = st.depth
+    st.depth = depth + 1
+    interrupt: BaseException | None = None
+    bumped = 0
+    owed = None  # a then-child whose completion is in progress: settled if interrupted
+    outcome: Any = None
+    cstate = PENDING
+    adopt: Any = None
+    try:
+        while True:
+            try:
+                while len(pending) > mark:
+                    batch = pending[-1]
+                    reg = batch[2]
+                    if reg is not None:
+                        batch[2] = None
+                    else:
+                        rest = batch[3]
+                        if rest is None:
+                            del pending[-1]
+                            continue
+                        if rest.__class__ is dict:
+                            rest = batch[3] = [pair[0] for pair in rest.values()]
+                        i = batch[4]
+                        if i >= len(rest):
+                            del pending[-1]
+                            continue
+                        reg = rest[i]
+                        batch[4] = i + 1
+                    fut = batch[0]
+                    if reg.__class__ is tuple:
+                        fn, owed, where, adopt = reg
+                        cstate = PENDING
+                        if where is not _HERE and (where is not None or fut._dev is not None):
+                            _run_link_elsewhere(fut, reg)
+                            owed = None
+                            continue
+                        try:
+                            outcome = fn(fut)
+                            cstate = DONE
+                        except BaseException as exc:
+                            if _no_stack(exc, bumped):
+                                bumped = _bump(bumped)
+                                batch[2] = reg  # never started: run it again
+                                owed = None
+                                continue
+                            outcome = link_error(fut, exc)
+                            cstate = FAILED
+                            if interrupt is None and not isinstance(exc, Exception):
+                                interrupt = exc
+                        if cstate != DONE:
+                            complete(owed, cstate, outcome)
+                        elif adopt is not None:
+                            adopt(owed, outcome)
+                        elif owed._dev is None:
+                            complete(owed, DONE, outcome)
+                        else:
+                            resolve(owed, outcome)
+                        owed = None
+                    elif fut._dev is None or isinstance(reg, InternalCallback):
+                        try:
+                            reg(fut)
+                        except Exception as exc:  # torch swallows and logs these errors
+                            if _no_stack(exc, bumped):
+                                bumped = _bump(bumped)
+                                batch[2] = reg  # never started: run it again
+                                continue
+                            report_callback_error(exc)
+                    else:
+                        _run_on_streams(fut, reg)
+                break
+            except BaseException as exc:  # an interrupt: keep draining, raise it after
+                if _no_stack(exc, bumped):
+                    bumped = _bump(bumped)
+                elif interrupt is None:
+                    interrupt = exc
+                if owed is not None:  # complete() is idempotent: settling twice is harmless
+                    child, owed = owed, None
+                    if cstate == PENDING:
+                        cstate, outcome = FAILED, CallbackError.from_exception(exc)
+                    try:
+                        _settle(child, cstate, outcome, adopt)
+                    except BaseException as again:
+                        if interrupt is None:
+                            interrupt = again
+    finally:
+        st.depth = depth
+        if bumped:
+            _setlimit(_getlimit() - bumped)
+    if interrupt is not None:
+        raise interrupt
+
+
+def _settle(child: FutureBase, state: int, outcome: Any, adopt: Any) -> None:
+    """Complete a ``then`` child with its callback's outcome (unwrapping if asked)."""
+    if state != DONE:
+        complete(child, state, outcome)
+    elif adopt is not None:
+        adopt(child, outcome)
+    else:
+        resolve(child, outcome)
+
+
+def _no_stack(exc: BaseException, bumped: int) -> bool:
+    """Whether ``exc`` is a RecursionError raised by the call itself (callee never ran)."""
+    tb = exc.__traceback__
+    return exc.__class__ is RecursionError and not bumped and tb is not None and tb.tb_next is None
+
+
+def _bump(bumped: int) -> int:
+    _setlimit(_getlimit() + _HEADROOM)
+    return bumped + _HEADROOM
+
+
+def _run_on_streams(fut: FutureBase, cb: Any) -> None:
+    """Run a user callback of a device future under fresh, synchronized pool streams."""
+    dev = fut._dev
+    assert dev is not None
+    try:
+        streams = dev.callback_streams()
+        streams.__enter__()
+    except Exception as exc:  # the backend cannot give this callback its streams
+        report_stream_error(cb, exc)
+        return
+    try:
+        run_now(fut, _Here(cb))
+    finally:
+        streams.__exit__(None, None, None)
+
+
+def _run_link_elsewhere(fut: FutureBase, link: tuple[Any, Any, Any, Any]) -> None:
+    """Run a ``then`` link on its executor, or under device streams, or fail its child."""
+    fn, child, executor, adopt = link
+    here = (fn, child, _HERE, adopt)
+    if executor is None:
+        _run_link_on_streams(fut, here)
+        return
+    try:
+        job = executor.submit(_run_link_on_streams, fut, here)
+    except Exception as exc:  # executor shut down, etc.
+        err = RuntimeError(f"then(): the executor {executor!r} refused the callback: {exc}")
+        err.__cause__ = exc
+        complete(child, FAILED, err)
+        return
+    add = getattr(job, "add_done_callback", None)
+    if add is not None:
+        add(_JobDone(child, executor))
+
+
+def _run_link_on_streams(fut: FutureBase, link: tuple[Any, Any, Any, Any]) -> None:
+    dev = fut._dev
+    if dev is None:
+        run_now(fut, link)
+        return
+    try:
+        streams = dev.callback_streams()
+        streams.__enter__()
+    except Exception as exc:  # the backend cannot set up streams: the child fails with it
+        report_stream_error(link[0], exc)
+        complete(link[1], FAILED, exc)
+        return
+    try:
+        run_now(fut, link)
+    finally:
+        streams.__exit__(None, None, None)
+
+
+class _JobDone:
+    """Fails a ``then`` child whose executor job was cancelled or died before running it."""
+
+    __slots__ = ("child", "executor")
+
+    def __init__(self, child: FutureBase, executor: Any) -> None:
+        self.child = child
+        self.executor = executor
+
+    def __call__(self, job: Any) -> None:
+        child = self.child
+        if child._state:
+            return
+        if job.cancelled():  # e.g. shutdown(cancel_futures=True) before it ran
+            err: BaseException = RuntimeError(
+                f"then(): the executor {self.executor!r} cancelled the callback"
+            )
+        else:
+            exc = job.exception()
+            if exc is None:
+                return
+            err = exc
+        complete(child, FAILED, err)
