@@ -289,4 +289,8 @@ def test_unwrap_device_child_keeps_devices(trace_backend: TraceBackend) -> None:
     inner.set_result(buf)
     assert child.wait(timeout=10) is buf
     recorded = [e for e in trace_backend.log if e[0] == "record"]
-    assert len(recorded) == 3  # parent, inner, and the child's own event
+    # parent and inner: the child takes inner's events (same backend and devices),
+    # so the forwarder needs no streams and records nothing of its own
+    assert len(recorded) == 2
+    assert child._dev is not None and inner._dev is not None
+    assert child._dev.events == inner._dev.events

@@ -123,18 +123,23 @@ class _ToConcurrent(InternalCallback):
         if src._state == CANCELLED:
             out.cancel()
             return
+        dev = src._dev
+        if src._state != DONE:
+            self._finish(src._value, False)
+        elif dev is None:
+            self._finish(src._value, True)
+        else:  # concurrent.futures knows no streams: complete once the device is done
+            value = src._value
+            dev.call_when_ready(
+                lambda err: self._finish(value, True) if err is None else self._finish(err, False)
+            )
+
+    def _finish(self, outcome: Any, ok: bool) -> None:
         try:
-            if src._state == DONE:
-                dev = src._dev
-                if dev is not None:  # concurrent.futures knows no streams: the host waits
-                    try:
-                        dev.synchronize()
-                    except Exception as exc:
-                        out.set_exception(exc)
-                        return
-                out.set_result(src._value)
+            if ok:
+                self.out.set_result(outcome)
             else:
-                out.set_exception(src._value)
+                self.out.set_exception(outcome)
         except cf.InvalidStateError:  # cancelled meanwhile
             pass
 
@@ -199,5 +204,3 @@ class _CallInLoop(InternalCallback):
             self.loop.call_soon_threadsafe(self.fn)
         except RuntimeError:  # loop closed
             pass
-
-

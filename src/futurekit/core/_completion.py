@@ -74,7 +74,7 @@ _HERE = object()
 
 
 class FutureBase:
-    """The state every future carries; the public API is :class:`futurekit.Future`.
+    r"""The state every future carries; the public API is :class:`futurekit.Future`.
 
     ``_cb1`` holds the first registration (most futures have exactly one) and
     ``_cbs`` the rest, as ``{id(pair): pair}`` with ``pair = (registration,)``:
@@ -133,7 +133,9 @@ def complete(fut: FutureBase, state: int, value: Any, prepared: Any = None) -> b
     published together with the state. Raises only an interrupt (``KeyboardInterrupt``,
     ``SystemExit``) that a callback raised, after every registration was handed on.
     """
-    batch = None
+    batch: list[Any] | None = None
+    one: Any = None
+    pending: Any = None
     while True:
         with lock:
             if fut._state:
@@ -277,13 +279,17 @@ def retrieved(fut: FutureBase) -> None:
         fut._guard = None
 
 
-def run_now(fut: FutureBase, reg: Any) -> None:
-    """Run one registration of a completed future in this thread, like a completion."""
+def run_now(fut: FutureBase, reg: Any, here: bool = False) -> None:
+    """Run one registration of a completed future in this thread, like a completion.
+
+    Nested deeper than the inline limit it waits on this thread's pending stack for
+    the outer drain, unless ``here`` (streams set up for it are current now).
+    """
     st = _thread_state()
     pending = st.pending
     pending += ([fut, None, reg, None, 0],)
-    mark = len(pending) - 1 if st.depth else 0
-    drain(st, mark)
+    if here or st.depth < _MAX_DEPTH:
+        drain(st, len(pending) - 1 if st.depth else 0)
 
 
 # -- running ----------------------------------------------------------------------------
@@ -295,7 +301,7 @@ def link_error(parent: FutureBase, exc: BaseException) -> CallbackError:
     """
     if exc.__class__ is CallbackError and exc is parent._value:
         exc.__traceback__ = None
-        return exc  # type: ignore[return-value]
+        return exc
     return CallbackError.from_exception(exc)
 
 
@@ -432,7 +438,7 @@ def _run_on_streams(fut: FutureBase, cb: Any) -> None:
         report_stream_error(cb, exc)
         return
     try:
-        run_now(fut, _Here(cb))
+        run_now(fut, _Here(cb), here=True)
     finally:
         streams.__exit__(None, None, None)
 
@@ -469,7 +475,7 @@ def _run_link_on_streams(fut: FutureBase, link: tuple[Any, Any, Any, Any]) -> No
         complete(link[1], FAILED, exc)
         return
     try:
-        run_now(fut, link)
+        run_now(fut, link, here=True)
     finally:
         streams.__exit__(None, None, None)
 

@@ -157,12 +157,12 @@ class DeviceState:
                 (torch's message).
             Exception: whatever the backend raised.
         """
-        from ._future import Future
+        from ._completion import FutureBase
 
         backend = self.backend
         current_device = getattr(backend, "current_device", None)
         completed_on = current_device() if current_device is not None else None
-        skip: tuple[type, ...] = (Future, *getattr(backend, "opaque_types", ()))
+        skip: tuple[type, ...] = (FutureBase, *getattr(backend, "opaque_types", ()))
         found = find_buffers(value, backend.device_of, skip)
         if not found:
             return Recorded((), completed_on), ()

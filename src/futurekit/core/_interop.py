@@ -98,8 +98,20 @@ class _FromTorch:
         except Exception as exc:
             complete(fut, FAILED, exc)
             return
-        resolve(fut, value)
-
+        dev = fut._dev
+        if dev is None:
+            resolve(fut, value)
+            return
+        try:
+            streams = dev.torch_streams()  # record on the streams torch made current
+            streams.__enter__()
+        except Exception as exc:
+            complete(fut, FAILED, exc)
+            return
+        try:
+            resolve(fut, value)
+        finally:
+            streams.__exit__(None, None, None)
 
 
 # -- concurrent.futures --------------------------------------------------------------
@@ -144,7 +156,6 @@ class _CancelOther(InternalCallback):
     def __call__(self, src: Future[Any]) -> None:
         if src._state == CANCELLED:
             self.other.cancel()
-
 
 
 # -- asyncio -------------------------------------------------------------------------

@@ -102,7 +102,9 @@ def bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def future_on(backend: Any, devices: Sequence[Device]) -> Future[Any]:
     """A device future that uses ``backend`` (no registry involved)."""
-    return Future._child(DeviceState(backend, tuple(devices)))
+    fut: Future[Any] = Future()
+    fut._dev = DeviceState(backend, tuple(devices))
+    return fut
 
 
 def events_of(fut: Future[Any]) -> tuple[tuple[Device, Any], ...]:
