@@ -683,5 +683,3 @@ def test_failing_chain_keeps_torchs_first_level_message_without_rewrapping() -> 
     )
     assert err is catch(first.wait).exc  # the same object: no re-wrapping
     assert isinstance(err.__cause__, ZeroDivisionError)
-
-

@@ -46,24 +46,32 @@ def _validate(futures: object, fn: str) -> list[Future[Any]]:
 
 
 class _Gather(InternalCallback):
-    """Counts completed inputs of ``collect_all``; the first error fails the result."""
+    """Completes a ``collect_all`` result; the first error fails it at once.
 
-    __slots__ = ("futures", "left", "result")
+    Idempotent (it may be run again after an interrupt): it counts the inputs that
+    are done by scanning them in order from where the last call stopped, not by
+    counting calls, so no lock is needed and every call is O(1) amortized.
+    """
+
+    __slots__ = ("futures", "next", "result")
 
     def __init__(self, result: Future[list[Future[Any]]], futures: list[Future[Any]]) -> None:
         self.result = result
         self.futures = futures
-        self.left = len(futures)
+        self.next = 0
 
     def __call__(self, fut: Future[Any]) -> None:
         if fut._state != DONE:  # first error wins, at once (torch: callback errors only)
             complete(self.result, FAILED, fut._value)
             return
-        with lock:  # a decrement: no call, no allocation of a GC object
-            left = self.left - 1
-            self.left = left
-        if left == 0:
-            complete(self.result, DONE, self.futures)
+        futures = self.futures
+        n = len(futures)
+        i = self.next
+        while i < n and futures[i]._state == DONE:
+            i += 1
+        self.next = i  # a racing thread may store a smaller index: it only rescans
+        if i == n:
+            complete(self.result, DONE, futures)
 
 
 def collect_all(futures: Sequence[Future[Any]]) -> Future[list[Future[Any]]]:
@@ -218,19 +226,23 @@ def _as_completed(
     q: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
     enqueue = _Enqueue(q)
     handles = []
+    seen: set[int] = set()  # an interrupted enqueue may be run again: yield each once
     try:
         for fut in futs:
             handles.append((fut, register(fut, enqueue)))
-        for _ in range(len(futs)):
+        while len(seen) < len(futs):
             if deadline is None:
-                yield q.get()
-                continue
-            try:
-                yield q.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise TimeoutError(
-                    f"as_completed(): futures did not all complete within {timeout} seconds"
-                ) from None
+                done = q.get()
+            else:
+                try:
+                    done = q.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise TimeoutError(
+                        f"as_completed(): futures did not all complete within {timeout} seconds"
+                    ) from None
+            if id(done) not in seen:
+                seen.add(id(done))
+                yield done
     finally:
         for fut, handle in handles:
             unregister(fut, handle)

@@ -88,6 +88,8 @@ _getlimit = sys.getrecursionlimit
 _setlimit = sys.setrecursionlimit
 #: Extra recursion limit granted to a call that could not start for lack of stack.
 _HEADROOM = 64
+#: At most this much extra limit per drain: beyond it a RecursionError is an error.
+_MAX_BUMP = 4 * _HEADROOM
 #: ``then`` links marked to run here, under streams already set up.
 _HERE = object()
 
@@ -126,9 +128,14 @@ class FutureBase:
 
 
 class InternalCallback:
-    """Base for the core's own callbacks: they never touch device data or streams."""
+    """Base for the core's own callbacks: they never touch device data or streams.
+
+    They must be idempotent (``rerun``): one hit by an interrupt is run again, so
+    an interrupt can never lose its effect (a counter, a forward, a wake-up).
+    """
 
     __slots__ = ()
+    rerun = True
 
     def __call__(self, fut: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -138,6 +145,7 @@ class _Here(InternalCallback):
     """A user callback whose device streams are already current: run it as is."""
 
     __slots__ = ("cb",)
+    rerun = False  # a user callback: an interrupted one counts as run
 
     def __init__(self, cb: Any) -> None:
         self.cb = cb
@@ -165,7 +173,7 @@ def complete(
     st: Any = None
     while True:
         if fut._cb1 is not None or fut._cbs is not None:  # a peek: allocate outside the lock
-            batch = [fut, None, None, None, 0]
+            batch = [fut, 0, None, None, 0]
             one = (batch,)
             try:
                 st = _local.state
@@ -190,23 +198,35 @@ def complete(
                     pending += one  # handed to this thread: drained below or later
                 break
         # A registration arrived between the peek and the lock: allocate, then retry.
-    if waiters is not None:
-        wake(waiters)
-    if state == FAILED and not fut._observed:
-        _arm_guard(fut, value)
-    if batch is not None and run and st.depth < _MAX_DEPTH:
-        mark = len(pending) - 1 if st.depth else 0
+    try:
+        if waiters is not None:
+            wake(waiters)
+        if state == FAILED and not fut._observed:
+            _arm_guard(fut, value)
+        if batch is not None and run and st.depth < _MAX_DEPTH:
+            drain(st, len(pending) - 1 if st.depth else 0)
+    except BaseException as exc:
+        # Published, then interrupted (a signal at a function entry) or out of stack
+        # before the hand-off finished: finish it, then let the interrupt through.
+        extra = _HEADROOM if isinstance(exc, RecursionError) else 0  # absorbed below
+        if extra:
+            _setlimit(_getlimit() + extra)
         try:
-            drain(st, mark)
-        except RecursionError as exc:
-            if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
-                raise
-            _setlimit(_getlimit() + _HEADROOM)  # drain() could not start: the stack is full
-            try:
-                drain(st, mark)
-            finally:
-                _setlimit(_getlimit() - _HEADROOM)
+            if waiters is not None:
+                wake(waiters)
+            if batch is not None and run and st.depth < _MAX_DEPTH and _holds(pending, batch):
+                drain(st, len(pending) - 1 if st.depth else 0)
+        finally:
+            if extra:
+                _restore_limit(extra)
+        if not extra:
+            raise
     return True
+
+
+def _holds(pending: list[Any], batch: list[Any]) -> bool:
+    """Whether ``batch`` is still waiting on the pending stack (it was never drained)."""
+    return any(item is batch for item in pending)
 
 
 def resolve(fut: FutureBase, value: Any, run: bool = True) -> bool:
@@ -320,7 +340,7 @@ def run_now(fut: FutureBase, reg: Any, here: bool = False) -> None:
     """
     st = _thread_state()
     pending = st.pending
-    pending += ([fut, None, reg, None, 0],)
+    pending += ([fut, 0, reg, None, 0],)
     if here or st.depth < _MAX_DEPTH:
         drain(st, len(pending) - 1 if st.depth else 0)
 
@@ -341,9 +361,11 @@ def link_error(parent: FutureBase, exc: BaseException) -> CallbackError:
 def drain(st: _trampoline.ThreadState, mark: int) -> None:
     """Run this thread's pending registrations above ``mark``, innermost batch first.
 
-    A batch is ``[future, _, first, rest, index]``; each registration is claimed
-    with a store into the batch before it is called, so an interrupt anywhere
-    leaves the batch consistent and a later drain continues where this one stopped.
+    A batch is ``[future, count, first, rest, index]``; each registration is claimed
+    with a store into the batch (or by dropping a one-registration batch) before it
+    is called, so an interrupt anywhere leaves the stack consistent and a later
+    drain continues where this one stopped. An internal callback hit by an interrupt
+    is run again (they are idempotent); a user callback counts as run.
     """
     pending = st.pending
     depth = st.depth
@@ -354,6 +376,8 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
     outcome: Any = None
     cstate = PENDING
     adopt: Any = None
+    running: Any = None  # the callback in progress, with its future
+    fut: Any = None
     try:
         while True:
             try:
@@ -372,8 +396,9 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
                             continue
                         if rest.__class__ is dict:
                             rest = batch[3] = list(rest.values())
+                            batch[1] = len(rest)
                         i = batch[4]
-                        if i >= len(rest):
+                        if i >= batch[1]:
                             del pending[-1]
                             continue
                         reg = rest[i]
@@ -391,7 +416,8 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
                             cstate = DONE
                         except BaseException as exc:
                             if _no_stack(exc, bumped):
-                                bumped = _bump(bumped)
+                                _setlimit(_getlimit() + _HEADROOM)
+                                bumped += _HEADROOM  # inline: no frame at the limit
                                 _unclaim(pending, batch, reg)  # never started: run it again
                                 owed = None
                                 continue
@@ -410,20 +436,27 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
                             resolve(owed, outcome, False)
                         owed = None
                     elif fut._dev is None or isinstance(reg, InternalCallback):
+                        running = reg
                         try:
                             reg(fut)
                         except Exception as exc:  # torch swallows and logs these errors
                             if _no_stack(exc, bumped):
-                                bumped = _bump(bumped)
+                                _setlimit(_getlimit() + _HEADROOM)
+                                bumped += _HEADROOM  # inline: no frame at the limit
                                 _unclaim(pending, batch, reg)  # never started: run it again
+                                running = None
                                 continue
                             report_callback_error(exc)
+                        running = None
                     else:
                         _run_on_streams(fut, reg)
                 break
             except BaseException as exc:  # an interrupt: keep draining, raise it after
-                if _no_stack(exc, bumped):
-                    bumped = _bump(bumped)
+                if isinstance(exc, RecursionError) and bumped < _MAX_BUMP:
+                    _setlimit(
+                        _getlimit() + _HEADROOM
+                    )  # the machinery ran out of stack: more, retry
+                    bumped += _HEADROOM  # inline: no frame at the limit
                 elif interrupt is None:
                     interrupt = exc
                 if owed is not None:  # complete() is idempotent: settling twice is harmless
@@ -435,10 +468,18 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
                     except BaseException as again:
                         if interrupt is None:
                             interrupt = again
+                if running is not None:
+                    again_cb, running = running, None
+                    if isinstance(again_cb, InternalCallback) and again_cb.rerun:
+                        try:
+                            again_cb(fut)  # idempotent: running it twice is harmless
+                        except BaseException as again:
+                            if interrupt is None and not isinstance(again, Exception):
+                                interrupt = again
     finally:
         st.depth = depth
         if bumped:
-            _setlimit(_getlimit() - bumped)
+            _restore_limit(bumped)
     if interrupt is not None:
         raise interrupt
 
@@ -463,12 +504,38 @@ def _unclaim(pending: list[Any], batch: list[Any], reg: Any) -> None:
 def _no_stack(exc: BaseException, bumped: int) -> bool:
     """Whether ``exc`` is a RecursionError raised by the call itself (callee never ran)."""
     tb = exc.__traceback__
-    return exc.__class__ is RecursionError and not bumped and tb is not None and tb.tb_next is None
+    return (
+        exc.__class__ is RecursionError
+        and bumped < _MAX_BUMP
+        and tb is not None
+        and tb.tb_next is None
+    )
 
 
-def _bump(bumped: int) -> int:
-    _setlimit(_getlimit() + _HEADROOM)
-    return bumped + _HEADROOM
+#: ``[limit we left, extra in it]``: recursion limit still to take back (a frame at
+#: the limit cannot lower it); the public methods take it back when they return.
+late_limit = [0, 0]
+
+
+def _restore_limit(extra: int) -> None:
+    try:
+        _setlimit(_getlimit() - extra)
+    except RecursionError:  # too deep to lower it here: the public method does it
+        late_limit[1] += extra
+        late_limit[0] = _getlimit()
+
+
+def fix_limit() -> None:
+    """Take back extra recursion limit that could not be lowered at the limit itself."""
+    limit, extra = late_limit
+    if _getlimit() != limit:  # changed by someone else since: not ours to lower
+        late_limit[1] = 0
+        return
+    try:
+        _setlimit(limit - extra)
+    except RecursionError:  # still too deep: a later call does it
+        return
+    late_limit[1] = 0
 
 
 def _run_on_streams(fut: FutureBase, cb: Any) -> None:

@@ -18,6 +18,9 @@ from ._completion import (
     FutureBase,
     InternalCallback,
     complete,
+    drain,
+    fix_limit,
+    late_limit,
     link_error,
     register,
     resolve,
@@ -31,6 +34,8 @@ from ._errors import (
     NotAnExceptionError,
     TimeoutError,
 )
+from ._trampoline import has_queued_work
+from ._trampoline import state as thread_state
 from ._unwrap import adopt
 from ._waiting import block, check_timeout
 
@@ -60,6 +65,7 @@ else:
 __all__ = ["Future", "InternalCallback"]
 
 _new = object.__new__
+_take_back_limit = fix_limit
 
 
 class Future(_GenericBase[T], FutureBase):
@@ -113,10 +119,10 @@ class Future(_GenericBase[T], FutureBase):
             InvalidStateError: the future is already complete (a ``RuntimeError``
                 with torch's message); the first outcome is kept.
         """
-        if self._dev is None:
-            if not complete(self, DONE, result):
-                raise InvalidStateError(ALREADY_COMPLETED)
-        elif not resolve(self, result):
+        done = complete(self, DONE, result) if self._dev is None else resolve(self, result)
+        if late_limit[1]:  # extra recursion limit a frame at the limit could not take back
+            _take_back_limit()
+        if not done:
             raise InvalidStateError(ALREADY_COMPLETED)
 
     def set_exception(self, result: BaseException) -> None:
@@ -130,7 +136,10 @@ class Future(_GenericBase[T], FutureBase):
         """
         if not isinstance(result, Exception):
             raise NotAnExceptionError(f"{result} is of type {type(result)}, not an Exception.")
-        if not complete(self, FAILED, result):
+        done = complete(self, FAILED, result)
+        if late_limit[1]:  # extra recursion limit a frame at the limit could not take back
+            _take_back_limit()
+        if not done:
             raise InvalidStateError(ALREADY_COMPLETED)
 
     def cancel(self) -> bool:
@@ -142,7 +151,10 @@ class Future(_GenericBase[T], FutureBase):
         """
         if self._state:
             return False
-        return complete(self, CANCELLED, CancelledError("Future was cancelled"))
+        done = complete(self, CANCELLED, CancelledError("Future was cancelled"))
+        if late_limit[1]:
+            _take_back_limit()
+        return done
 
     # -- state ------------------------------------------------------------------
     def done(self) -> bool:
@@ -199,8 +211,11 @@ class Future(_GenericBase[T], FutureBase):
             return self._value  # type: ignore[no-any-return]
         if timeout is not None:
             timeout = check_timeout(timeout)
-        if not self._state and not block(self, timeout):
-            raise TimeoutError(f"Future did not complete within {timeout} seconds")
+        if not self._state:
+            if not block(self, timeout):
+                raise TimeoutError(f"Future did not complete within {timeout} seconds")
+        elif has_queued_work():  # callbacks an interrupt left on this thread run first
+            drain(thread_state(), 0)
         if self._state != DONE:
             self._raise()
         dev = self._dev
@@ -345,6 +360,8 @@ class Future(_GenericBase[T], FutureBase):
             child._dev = dev.child()
         child._state = PENDING
         register(self, (callback, child, executor, adopt if unwrap else None))
+        if late_limit[1]:
+            _take_back_limit()
         return child
 
     def add_done_callback(self, callback: Callable[[Future[T]], object]) -> None:
@@ -363,6 +380,8 @@ class Future(_GenericBase[T], FutureBase):
                 f"{type(callback).__name__}: {callback!r}"
             )
         register(self, callback)
+        if late_limit[1]:
+            _take_back_limit()
 
     # -- interop ------------------------------------------------------------------
     def to_torch(self) -> Any:

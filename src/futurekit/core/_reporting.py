@@ -29,10 +29,10 @@ logger = logging.getLogger("futurekit")
 
 
 def _last_resort(what: str, exc: BaseException) -> None:
-    """Logging itself failed: say so on stderr (never raises an ``Exception``)."""
+    """Logging itself failed: say so on stderr, naming types only (never raises)."""
     try:
-        sys.stderr.write(f"futurekit: {what}: {type(exc).__name__}: {exc}\n")
-    except Exception:  # pragma: no cover - stderr closed
+        sys.stderr.write("futurekit: " + what + " (logging failed: " + type(exc).__name__ + ")\n")
+    except Exception:  # pragma: no cover - stderr closed, or no stack left at all
         pass
 
 
@@ -46,8 +46,11 @@ def report_callback_error(exc: BaseException) -> None:
             exc,
             exc_info=(type(exc), exc, exc.__traceback__),
         )
-    except Exception as log_exc:
-        _last_resort(f"could not log a callback error {exc!r}", log_exc)
+    except Exception as log_exc:  # e.g. no stack left for the logging machinery
+        try:
+            _last_resort("a callback raised " + type(exc).__name__, log_exc)
+        except Exception:  # pragma: no cover - not even that
+            pass
 
 
 def report_stream_error(callback: object, exc: BaseException) -> None:
@@ -62,7 +65,10 @@ def report_stream_error(callback: object, exc: BaseException) -> None:
             exc_info=(type(exc), exc, exc.__traceback__),
         )
     except Exception as log_exc:
-        _last_resort(f"could not log a backend stream error {exc!r}", log_exc)
+        try:
+            _last_resort("a backend could not set up streams: " + type(exc).__name__, log_exc)
+        except Exception:  # pragma: no cover - not even that
+            pass
 
 
 def from_cancellation(exc: BaseException) -> bool:
@@ -92,7 +98,7 @@ class ErrorGuard:
         self.where = where
 
     def __del__(self) -> None:
-        exc = self.exc
+        exc = getattr(self, "exc", None)  # unset if __init__ was interrupted
         if exc is None:
             return
         self.exc = None
@@ -100,7 +106,7 @@ class ErrorGuard:
             if getattr(exc, "_futurekit_reported", False):
                 return
             try:
-                exc._futurekit_reported = True  # type: ignore[attr-defined]
+                exc._futurekit_reported = True
             except Exception:  # pragma: no cover - exotic exception types
                 pass
             logger.warning(

@@ -36,18 +36,23 @@ if TYPE_CHECKING:
 __all__ = ["adopt"]
 
 
-def adopt(child: FutureBase, result: Any, seen: set[Any] | None = None) -> None:
+def adopt(
+    child: FutureBase, result: Any, seen: dict[Any, Any] | None = None, came_from: Any = None
+) -> None:
     """Complete ``child`` with ``result``, or with its outcome if it is a future.
 
-    ``seen`` holds the futures already followed for this child (cycle detection).
+    ``seen`` maps each future already followed for this child to the future whose
+    value led to it. Meeting a future again from another future is a cycle; meeting
+    it again from the same one is a forwarder run twice after an interrupt (it
+    registers again, which is harmless: completing is idempotent).
     """
     if isinstance(result, FutureBase):
         if seen is None:
-            seen = set()
-        elif result in seen:
+            seen = {}
+        elif result in seen and seen[result] is not came_from:
             complete(child, FAILED, UnwrapCycleError(_cycle_message(result, seen)))
             return
-        seen.add(result)
+        seen[result] = came_from
         register(result, _Forward(child, seen))
     elif isinstance(result, cf.Future):
         result.add_done_callback(_FollowConcurrent(child, seen))
@@ -57,7 +62,7 @@ def adopt(child: FutureBase, result: Any, seen: set[Any] | None = None) -> None:
         resolve(child, result)
 
 
-def _cycle_message(again: Any, seen: set[Any]) -> str:
+def _cycle_message(again: Any, seen: dict[Any, Any]) -> str:
     return (
         f"then(unwrap=True): the callback's result leads back to a future already "
         f"followed ({again!r}); {len(seen)} future(s) form a cycle, so the child "
@@ -75,7 +80,7 @@ class _Forward(InternalCallback):
 
     __slots__ = ("seen", "target")
 
-    def __init__(self, target: FutureBase, seen: set[Any]) -> None:
+    def __init__(self, target: FutureBase, seen: dict[Any, Any]) -> None:
         self.target = target
         self.seen = seen
 
@@ -87,7 +92,7 @@ class _Forward(InternalCallback):
             return
         value = src._value
         if isinstance(value, (FutureBase, cf.Future)) or _is_torch_future(value):
-            adopt(target, value, self.seen)
+            adopt(target, value, self.seen, src)
         else:
             hand_over(src, target, value)
 
@@ -119,7 +124,7 @@ class _FollowConcurrent:
 
     __slots__ = ("child", "seen")
 
-    def __init__(self, child: FutureBase, seen: set[Any] | None) -> None:
+    def __init__(self, child: FutureBase, seen: dict[Any, Any] | None) -> None:
         self.child = child
         self.seen = seen
 
@@ -141,7 +146,7 @@ class _FollowTorch:
 
     __slots__ = ("child", "seen")
 
-    def __init__(self, child: FutureBase, seen: set[Any] | None) -> None:
+    def __init__(self, child: FutureBase, seen: dict[Any, Any] | None) -> None:
         self.child = child
         self.seen = seen
 
