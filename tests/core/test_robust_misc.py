@@ -36,7 +36,7 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _no_callbacks(fut: Future[Any]) -> bool:
-    return fut._cb1 is None and not fut._cbs
+    return fut._cb1 is None and not fut._cbs and not fut._rm
 
 
 # -- unwrap cycles -------------------------------------------------------------------------

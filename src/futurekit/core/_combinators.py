@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import time
 
-from ._completion import DONE, FAILED, InternalCallback, complete, lock, register, unregister
+from ._completion import (
+    DONE,
+    FAILED,
+    InternalCallback,
+    complete,
+    lock,
+    register,
+    register_removable,
+    unregister,
+)
 from ._errors import InvalidFutureError, TimeoutError
 from ._future import Future
 from ._waiting import check_timeout
@@ -96,7 +105,7 @@ def collect_all(futures: Sequence[Future[Any]]) -> Future[list[Future[Any]]]:
     gather = _Gather(result, futs)
     for fut in futs:
         with lock:  # the common case, inline: a pending input with no registration yet
-            if not fut._state and fut._cb1 is None and fut._cbs is None:
+            if not fut._state and fut._cb1 is None:
                 fut._cb1 = gather
                 fut._observed = True
                 continue
@@ -163,7 +172,7 @@ def _collect_any(futures: Sequence[Future[T]], fn: str) -> tuple[Future[Future[T
     result: Future[Future[T]] = Future()
     first = _First(result)
     for fut in futs:
-        handle = register(fut, first)
+        handle = register_removable(fut, first)
         if handle is not None:
             first.handles.append((fut, handle))
         if result._state:
@@ -229,7 +238,7 @@ def _as_completed(
     seen: set[int] = set()  # an interrupted enqueue may be run again: yield each once
     try:
         for fut in futs:
-            handles.append((fut, register(fut, enqueue)))
+            handles.append((fut, register_removable(fut, enqueue)))
         while len(seen) < len(futs):
             if deadline is None:
                 done = q.get()

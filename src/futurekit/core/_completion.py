@@ -48,6 +48,7 @@ __all__ = [
     "drain",
     "lock",
     "register",
+    "register_removable",
     "resolve",
     "retrieved",
     "run_now",
@@ -98,9 +99,10 @@ class FutureBase:
     r"""The state every future carries; the public API is :class:`futurekit.Future`.
 
     ``_cb1`` holds the first registration (most futures have exactly one) and
-    ``_cbs`` the rest, as ``{key: registration}`` with int keys counted by ``_n``:
-    insertion-ordered, and an entry can be deleted in O(1) with no user code.
-    ``_waiters`` is ``{id(waiter): waiter}`` for blocked ``wait()`` calls.
+    ``_cbs`` the next ones, in order (``then`` and ``add_done_callback`` share this
+    FIFO). ``_rm`` holds removable registrations of the any-of combinators and
+    ``await`` as ``{id(registration): registration}``: O(1) to remove, run after
+    the FIFO. ``_waiters`` is ``{id(waiter): waiter}`` for blocked ``wait()`` calls.
     """
 
     __slots__ = (
@@ -109,8 +111,8 @@ class FutureBase:
         "_cbs",
         "_dev",
         "_guard",
-        "_n",
         "_observed",
+        "_rm",
         "_state",
         "_value",
         "_waiters",
@@ -119,8 +121,8 @@ class FutureBase:
     _state: int
     _value: Any
     _cb1: Any
-    _cbs: dict[int, Any] | None
-    _n: int
+    _cbs: list[Any] | None
+    _rm: dict[int, Any] | None
     _waiters: dict[int, Any] | None
     _dev: DeviceState | None
     _guard: ErrorGuard | None
@@ -172,8 +174,8 @@ def complete(
     pending: Any = None
     st: Any = None
     while True:
-        if fut._cb1 is not None or fut._cbs is not None:  # a peek: allocate outside the lock
-            batch = [fut, 0, None, None, 0]
+        if fut._cb1 is not None or fut._rm is not None:  # a peek: allocate outside the lock
+            batch = [fut, -1, None, None, 0, None]
             one = (batch,)
             try:
                 st = _local.state
@@ -183,7 +185,7 @@ def complete(
         with lock:
             if fut._state:
                 return False
-            if batch is not None or (fut._cb1 is None and fut._cbs is None):
+            if batch is not None or (fut._cb1 is None and fut._rm is None):
                 if prepared is not None:
                     dev = fut._dev
                     dev.events, dev.buffers = prepared  # type: ignore[union-attr]
@@ -194,7 +196,8 @@ def complete(
                 if batch is not None:
                     batch[2] = fut._cb1
                     batch[3] = fut._cbs
-                    fut._cb1 = fut._cbs = None
+                    batch[5] = fut._rm
+                    fut._cb1 = fut._cbs = fut._rm = None
                     pending += one  # handed to this thread: drained below or later
                 break
         # A registration arrived between the peek and the lock: allocate, then retry.
@@ -270,57 +273,81 @@ def _arm_guard(fut: FutureBase, value: Any) -> None:
 
 
 # -- registering -------------------------------------------------------------------------
-def register(fut: FutureBase, reg: Any, observe: bool = True) -> Any:
+def register(fut: FutureBase, reg: Any, observe: bool = True) -> None:
     """Append ``reg`` to the future's FIFO, or run it now if the future is complete.
 
     ``observe`` marks the future as watched (its failure is then not reported as
-    never retrieved). Returns a handle for :func:`unregister`, or None if ``reg``
-    ran already.
+    never retrieved).
     """
-    fresh: dict[int, Any] | None = (
-        {} if fut._cb1 is not None and fut._cbs is None else None
-    )  # a peek: allocate outside the lock
+    one: tuple[Any] | None = None
+    fresh: list[Any] | None = None
+    if fut._cb1 is not None:  # a peek: allocate outside the lock (no GC under it)
+        if fut._cbs is None:
+            fresh = [reg]
+        else:
+            one = (reg,)
     while True:
         with lock:
             if fut._state:
                 break
             if observe:
                 fut._observed = True
-            cbs = fut._cbs
-            if cbs is not None:
-                key = fut._n
-                fut._n = key + 1
-                cbs[key] = reg
-                return key
             if fut._cb1 is None:
                 fut._cb1 = reg
-                return reg
-            if fresh is not None:
-                fresh[0] = reg
-                fut._n = 1
-                fut._cbs = fresh
-                return 0
-        fresh = {}  # allocated outside the lock (no GC under it), then retry
+                return
+            cbs = fut._cbs
+            if cbs is None:
+                if fresh is not None:
+                    fut._cbs = fresh
+                    return
+            elif one is not None:
+                cbs += one
+                return
+        fresh = [reg]  # the peek was stale: allocate, then retry
+        one = (reg,)
     if observe:
         retrieved(fut)
+    run_now(fut, reg)
+
+
+def register_removable(fut: FutureBase, reg: Any) -> int | None:
+    """Register an internal callback that :func:`unregister` can remove in O(1).
+
+    Removable registrations run after the FIFO ones. Returns the handle, or None if
+    the future was complete and ``reg`` ran already.
+    """
+    key = id(reg)
+    fresh: dict[int, Any] | None = {} if fut._rm is None else None
+    while True:
+        with lock:
+            if fut._state:
+                break
+            fut._observed = True
+            rm = fut._rm
+            if rm is not None:
+                rm[key] = reg
+                return key
+            if fresh is not None:
+                fresh[key] = reg
+                fut._rm = fresh
+                return key
+        fresh = {}
+    retrieved(fut)
     run_now(fut, reg)
     return None
 
 
-def unregister(fut: FutureBase, handle: Any) -> None:
-    """Remove a registration by the handle :func:`register` returned (idempotent).
+def unregister(fut: FutureBase, handle: int | None) -> None:
+    """Remove a removable registration by its handle (idempotent; None is ignored).
 
     The caller keeps a reference to the registration, so no object dies under the lock.
     """
     if handle is None:
         return
     with lock:
-        if fut._cb1 is handle:
-            fut._cb1 = None
-        elif handle.__class__ is int:
-            cbs = fut._cbs
-            if cbs is not None and handle in cbs:
-                del cbs[handle]
+        rm = fut._rm
+        if rm is not None and handle in rm:
+            del rm[handle]
 
 
 def retrieved(fut: FutureBase) -> None:
@@ -340,7 +367,7 @@ def run_now(fut: FutureBase, reg: Any, here: bool = False) -> None:
     """
     st = _thread_state()
     pending = st.pending
-    pending += ([fut, 0, reg, None, 0],)
+    pending += ([fut, -1, reg, None, 0, None],)
     if here or st.depth < _MAX_DEPTH:
         drain(st, len(pending) - 1 if st.depth else 0)
 
@@ -361,7 +388,7 @@ def link_error(parent: FutureBase, exc: BaseException) -> CallbackError:
 def drain(st: _trampoline.ThreadState, mark: int) -> None:
     """Run this thread's pending registrations above ``mark``, innermost batch first.
 
-    A batch is ``[future, count, first, rest, index]``; each registration is claimed
+    A batch is ``[future, count, first, rest, index, removable]``; each registration is claimed
     with a store into the batch (or by dropping a one-registration batch) before it
     is called, so an interrupt anywhere leaves the stack consistent and a later
     drain continues where this one stopped. An internal callback hit by an interrupt
@@ -381,50 +408,56 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
     try:
         while True:
             try:
-                while len(pending) > mark:
+                while (len(pending) > mark) if mark else pending:
                     batch = pending[-1]
                     reg = batch[2]
                     if reg is not None:  # claim it: a store, or dropping a one-callback batch
-                        if batch[3] is None:
+                        if batch[3] is None and batch[5] is None:
                             del pending[-1]
                         else:
                             batch[2] = None
                     else:
                         rest = batch[3]
                         if rest is None:
-                            del pending[-1]
+                            removable = batch[5]
+                            if removable is None:
+                                del pending[-1]
+                                continue
+                            batch[3] = list(removable.values())
+                            batch[5] = None
                             continue
-                        if rest.__class__ is dict:
-                            rest = batch[3] = list(rest.values())
-                            batch[1] = len(rest)
                         i = batch[4]
-                        if i >= batch[1]:
-                            del pending[-1]
+                        n = batch[1]
+                        if n < 0:
+                            n = batch[1] = len(rest)
+                        if i >= n:  # this list is done: on to the removable ones
+                            batch[3] = None
+                            batch[4] = 0
+                            batch[1] = -1
                             continue
                         reg = rest[i]
                         batch[4] = i + 1
                     fut = batch[0]
+                    running = reg  # cleared once it ran: an interrupt meanwhile finds it
                     if reg.__class__ is tuple:
                         fn, owed, where, adopt = reg
                         cstate = PENDING
                         if where is not _HERE and (where is not None or fut._dev is not None):
                             _run_link_elsewhere(fut, reg)
-                            owed = None
+                            running = owed = None
                             continue
                         try:
                             outcome = fn(fut)
                             cstate = DONE
                         except BaseException as exc:
-                            if _no_stack(exc, bumped):
-                                _setlimit(_getlimit() + _HEADROOM)
-                                bumped += _HEADROOM  # inline: no frame at the limit
-                                _unclaim(pending, batch, reg)  # never started: run it again
-                                owed = None
-                                continue
+                            tb = exc.__traceback__
+                            if exc.__class__ is RecursionError and tb and not tb.tb_next:
+                                raise  # fn never started: the handler below retries it
                             outcome = link_error(fut, exc)
                             cstate = FAILED
                             if interrupt is None and not isinstance(exc, Exception):
                                 interrupt = exc
+                        running = None
                         # the child's callbacks go on the stack: this loop runs them next
                         if cstate != DONE:
                             complete(owed, cstate, outcome, None, False)
@@ -436,46 +469,47 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
                             resolve(owed, outcome, False)
                         owed = None
                     elif fut._dev is None or isinstance(reg, InternalCallback):
-                        running = reg
                         try:
                             reg(fut)
                         except Exception as exc:  # torch swallows and logs these errors
-                            if _no_stack(exc, bumped):
-                                _setlimit(_getlimit() + _HEADROOM)
-                                bumped += _HEADROOM  # inline: no frame at the limit
-                                _unclaim(pending, batch, reg)  # never started: run it again
-                                running = None
-                                continue
+                            tb = exc.__traceback__
+                            if exc.__class__ is RecursionError and tb and not tb.tb_next:
+                                raise  # never started: the handler below retries it
+                            running = None
                             report_callback_error(exc)
                         running = None
                     else:
+                        running = None
                         _run_on_streams(fut, reg)
                 break
             except BaseException as exc:  # an interrupt: keep draining, raise it after
+                tb = exc.__traceback__
                 if isinstance(exc, RecursionError) and bumped < _MAX_BUMP:
-                    _setlimit(
-                        _getlimit() + _HEADROOM
-                    )  # the machinery ran out of stack: more, retry
-                    bumped += _HEADROOM  # inline: no frame at the limit
+                    _setlimit(_getlimit() + _HEADROOM)  # out of stack: more, then retry
+                    bumped += _HEADROOM  # (inline: no Python frame at the limit)
+                    if running is not None and tb and not tb.tb_next:
+                        _unclaim(pending, batch, running)  # it never started: run it again
+                        running = owed = None
+                        continue
                 elif interrupt is None:
                     interrupt = exc
                 if owed is not None:  # complete() is idempotent: settling twice is harmless
                     child, owed = owed, None
                     if cstate == PENDING:
                         cstate, outcome = FAILED, CallbackError.from_exception(exc)
+                    running = None
                     try:
                         _settle(child, cstate, outcome, adopt)
                     except BaseException as again:
-                        if interrupt is None:
-                            interrupt = again
+                        interrupt = interrupt or again
                 if running is not None:
                     again_cb, running = running, None
                     if isinstance(again_cb, InternalCallback) and again_cb.rerun:
                         try:
                             again_cb(fut)  # idempotent: running it twice is harmless
                         except BaseException as again:
-                            if interrupt is None and not isinstance(again, Exception):
-                                interrupt = again
+                            if not isinstance(again, Exception):
+                                interrupt = interrupt or again
     finally:
         st.depth = depth
         if bumped:
@@ -496,20 +530,9 @@ def _settle(child: FutureBase, state: int, outcome: Any, adopt: Any) -> None:
 
 def _unclaim(pending: list[Any], batch: list[Any], reg: Any) -> None:
     """Put back a claimed registration that never started (rare: no stack left)."""
-    if batch[3] is None and (not pending or pending[-1] is not batch):
+    if not pending or pending[-1] is not batch:
         pending += (batch,)
     batch[2] = reg
-
-
-def _no_stack(exc: BaseException, bumped: int) -> bool:
-    """Whether ``exc`` is a RecursionError raised by the call itself (callee never ran)."""
-    tb = exc.__traceback__
-    return (
-        exc.__class__ is RecursionError
-        and bumped < _MAX_BUMP
-        and tb is not None
-        and tb.tb_next is None
-    )
 
 
 #: ``[limit we left, extra in it]``: recursion limit still to take back (a frame at

@@ -23,6 +23,7 @@ from ._completion import (
     late_limit,
     link_error,
     register,
+    register_removable,
     resolve,
     retrieved,
     unregister,
@@ -90,12 +91,8 @@ class Future(_GenericBase[T], FutureBase):
         backend: str | None = None,
     ) -> None:
         self._state = PENDING
-        self._value = None
-        self._cb1 = None
-        self._cbs = None
-        self._waiters = None
+        self._value = self._cb1 = self._cbs = self._rm = self._waiters = self._guard = None
         self._observed = False
-        self._guard = None
         if backend is not None:
             _check_backend(backend, devices)
         if devices is None:
@@ -119,10 +116,10 @@ class Future(_GenericBase[T], FutureBase):
             InvalidStateError: the future is already complete (a ``RuntimeError``
                 with torch's message); the first outcome is kept.
         """
-        done = complete(self, DONE, result) if self._dev is None else resolve(self, result)
-        if late_limit[1]:  # extra recursion limit a frame at the limit could not take back
-            _take_back_limit()
-        if not done:
+        if self._dev is None:
+            if not complete(self, DONE, result):
+                raise InvalidStateError(ALREADY_COMPLETED)
+        elif not resolve(self, result):
             raise InvalidStateError(ALREADY_COMPLETED)
 
     def set_exception(self, result: BaseException) -> None:
@@ -216,6 +213,8 @@ class Future(_GenericBase[T], FutureBase):
                 raise TimeoutError(f"Future did not complete within {timeout} seconds")
         elif has_queued_work():  # callbacks an interrupt left on this thread run first
             drain(thread_state(), 0)
+        if late_limit[1]:
+            _take_back_limit()
         if self._state != DONE:
             self._raise()
         dev = self._dev
@@ -288,7 +287,7 @@ class Future(_GenericBase[T], FutureBase):
 
             loop = asyncio.get_running_loop()
             aio_future = loop.create_future()
-            handle = register(self, _AwaitWaker(loop, aio_future))
+            handle = register_removable(self, _AwaitWaker(loop, aio_future))
             try:
                 yield from aio_future.__await__()
             finally:
@@ -332,13 +331,9 @@ class Future(_GenericBase[T], FutureBase):
             raise TypeError(
                 f"executor must be a concurrent.futures.Executor (with submit()), got {executor!r}"
             )
-        child: Future[S] = _new(Future)
-        child._value = None
-        child._cb1 = None
-        child._cbs = None
-        child._waiters = None
+        child: Future[S] = _new(Future)  # __init__'s stores, without its argument handling
+        child._value = child._cb1 = child._cbs = child._rm = child._waiters = child._guard = None
         child._observed = False
-        child._guard = None
         dev = self._dev
         if dev is None:
             child._dev = None
@@ -360,8 +355,6 @@ class Future(_GenericBase[T], FutureBase):
             child._dev = dev.child()
         child._state = PENDING
         register(self, (callback, child, executor, adopt if unwrap else None))
-        if late_limit[1]:
-            _take_back_limit()
         return child
 
     def add_done_callback(self, callback: Callable[[Future[T]], object]) -> None:
@@ -380,8 +373,6 @@ class Future(_GenericBase[T], FutureBase):
                 f"{type(callback).__name__}: {callback!r}"
             )
         register(self, callback)
-        if late_limit[1]:
-            _take_back_limit()
 
     # -- interop ------------------------------------------------------------------
     def to_torch(self) -> Any:

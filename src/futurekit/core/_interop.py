@@ -131,20 +131,30 @@ def from_concurrent(cf_future: cf.Future[T]) -> Future[T]:
             f"from_concurrent() expects a concurrent.futures.Future, got {type(cf_future).__name__}"
         )
     fut: Future[T] = Future()
+    register(fut, _CancelOther(cf_future), observe=False)
+    cf_future.add_done_callback(_Follow(fut, "concurrent"))
+    return fut
 
-    def _done(src: cf.Future[T]) -> None:
+
+class _Follow:
+    """Done-callback of a ``concurrent.futures`` or asyncio future: passes its outcome on."""
+
+    __slots__ = ("fut", "what")
+
+    def __init__(self, fut: Future[Any], what: str) -> None:
+        self.fut = fut
+        self.what = what
+
+    def __call__(self, src: Any) -> None:
+        fut = self.fut
         if src.cancelled():
-            complete(fut, CANCELLED, CancelledError("concurrent future was cancelled"))
+            complete(fut, CANCELLED, CancelledError(f"{self.what} future was cancelled"))
             return
         exc = src.exception()
         if exc is not None:
             complete(fut, FAILED, exc)
         else:
             resolve(fut, src.result())
-
-    register(fut, _CancelOther(cf_future), observe=False)
-    cf_future.add_done_callback(_done)
-    return fut
 
 
 class _CancelOther(InternalCallback):
@@ -170,20 +180,8 @@ def from_asyncio(aio_future: Any) -> Future[Any]:
             f"from_asyncio() expects an asyncio.Future or Task, got {type(aio_future).__name__}"
         )
     fut: Future[Any] = Future()
-    loop = aio_future.get_loop()
-
-    def _done(a: Any) -> None:
-        if a.cancelled():
-            complete(fut, CANCELLED, CancelledError("asyncio future was cancelled"))
-            return
-        exc = a.exception()
-        if exc is not None:
-            complete(fut, FAILED, exc)
-        else:
-            resolve(fut, a.result())
-
-    register(fut, _CancelInLoop(loop, aio_future), observe=False)
-    aio_future.add_done_callback(_done)
+    register(fut, _CancelInLoop(aio_future.get_loop(), aio_future), observe=False)
+    aio_future.add_done_callback(_Follow(fut, "asyncio"))
     return fut
 
 
