@@ -399,12 +399,11 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
     st.depth = depth + 1
     interrupt: BaseException | None = None
     bumped = 0
-    owed = None  # a then-child whose completion is in progress: settled if interrupted
-    outcome: Any = None
-    cstate = PENDING
-    adopt: Any = None
-    running: Any = None  # the callback in progress, with its future
-    fut: Any = None
+    # What an interrupt must not lose: ``owed``, a then-child being completed (with
+    # ``cstate``, ``outcome`` and ``adopt``, set together with it), and ``running``,
+    # the callback in progress (with ``fut``).
+    owed: Any = None
+    running: Any = None
     try:
         while True:
             try:
