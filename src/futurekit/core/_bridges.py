@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 
-from ._completion import CANCELLED, DONE, FutureBase, InternalCallback, register, retrieved
+from ._completion import CANCELLED, DONE, FutureBase, InternalCallback
+from ._registration import register, retrieved
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:

@@ -10,12 +10,10 @@ from ._completion import (
     InternalCallback,
     complete,
     lock,
-    register,
-    register_removable,
-    unregister,
 )
 from ._errors import InvalidFutureError, TimeoutError
 from ._future import Future
+from ._registration import register, register_removable, unregister
 from ._waiting import check_timeout
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit

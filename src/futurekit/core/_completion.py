@@ -47,12 +47,8 @@ __all__ = [
     "complete",
     "drain",
     "lock",
-    "register",
-    "register_removable",
     "resolve",
-    "retrieved",
     "run_now",
-    "unregister",
 ]
 
 PENDING = 0
@@ -87,10 +83,9 @@ _local = _trampoline.local
 _thread_state = _trampoline.state
 _getlimit = sys.getrecursionlimit
 _setlimit = sys.setrecursionlimit
-#: Extra recursion limit granted to a call that could not start for lack of stack.
-_HEADROOM = 64
-#: At most this much extra limit per drain: beyond it a RecursionError is an error.
-_MAX_BUMP = 4 * _HEADROOM
+_HEADROOM = _trampoline.HEADROOM
+_MAX_BUMP = _trampoline.MAX_BUMP
+_restore_limit = _trampoline.restore_limit
 #: ``then`` links marked to run here, under streams already set up.
 _HERE = object()
 
@@ -272,93 +267,6 @@ def _arm_guard(fut: FutureBase, value: Any) -> None:
         guard.exc = None
 
 
-# -- registering -------------------------------------------------------------------------
-def register(fut: FutureBase, reg: Any, observe: bool = True) -> None:
-    """Append ``reg`` to the future's FIFO, or run it now if the future is complete.
-
-    ``observe`` marks the future as watched (its failure is then not reported as
-    never retrieved).
-    """
-    one: tuple[Any] | None = None
-    fresh: list[Any] | None = None
-    if fut._cb1 is not None:  # a peek: allocate outside the lock (no GC under it)
-        if fut._cbs is None:
-            fresh = [reg]
-        else:
-            one = (reg,)
-    while True:
-        with lock:
-            if fut._state:
-                break
-            if observe:
-                fut._observed = True
-            if fut._cb1 is None:
-                fut._cb1 = reg
-                return
-            cbs = fut._cbs
-            if cbs is None:
-                if fresh is not None:
-                    fut._cbs = fresh
-                    return
-            elif one is not None:
-                cbs += one
-                return
-        fresh = [reg]  # the peek was stale: allocate, then retry
-        one = (reg,)
-    if observe:
-        retrieved(fut)
-    run_now(fut, reg)
-
-
-def register_removable(fut: FutureBase, reg: Any) -> int | None:
-    """Register an internal callback that :func:`unregister` can remove in O(1).
-
-    Removable registrations run after the FIFO ones. Returns the handle, or None if
-    the future was complete and ``reg`` ran already.
-    """
-    key = id(reg)
-    fresh: dict[int, Any] | None = {} if fut._rm is None else None
-    while True:
-        with lock:
-            if fut._state:
-                break
-            fut._observed = True
-            rm = fut._rm
-            if rm is not None:
-                rm[key] = reg
-                return key
-            if fresh is not None:
-                fresh[key] = reg
-                fut._rm = fresh
-                return key
-        fresh = {}
-    retrieved(fut)
-    run_now(fut, reg)
-    return None
-
-
-def unregister(fut: FutureBase, handle: int | None) -> None:
-    """Remove a removable registration by its handle (idempotent; None is ignored).
-
-    The caller keeps a reference to the registration, so no object dies under the lock.
-    """
-    if handle is None:
-        return
-    with lock:
-        rm = fut._rm
-        if rm is not None and handle in rm:
-            del rm[handle]
-
-
-def retrieved(fut: FutureBase) -> None:
-    """The outcome was seen: disarm this future's never-retrieved guard."""
-    fut._observed = True
-    guard = fut._guard
-    if guard is not None:
-        guard.exc = None
-        fut._guard = None
-
-
 def run_now(fut: FutureBase, reg: Any, here: bool = False) -> None:
     """Run one registration of a completed future in this thread, like a completion.
 
@@ -532,32 +440,6 @@ def _unclaim(pending: list[Any], batch: list[Any], reg: Any) -> None:
     if not pending or pending[-1] is not batch:
         pending += (batch,)
     batch[2] = reg
-
-
-#: ``[limit we left, extra in it]``: recursion limit still to take back (a frame at
-#: the limit cannot lower it); the public methods take it back when they return.
-late_limit = [0, 0]
-
-
-def _restore_limit(extra: int) -> None:
-    try:
-        _setlimit(_getlimit() - extra)
-    except RecursionError:  # too deep to lower it here: the public method does it
-        late_limit[1] += extra
-        late_limit[0] = _getlimit()
-
-
-def fix_limit() -> None:
-    """Take back extra recursion limit that could not be lowered at the limit itself."""
-    limit, extra = late_limit
-    if _getlimit() != limit:  # changed by someone else since: not ours to lower
-        late_limit[1] = 0
-        return
-    try:
-        _setlimit(limit - extra)
-    except RecursionError:  # still too deep: a later call does it
-        return
-    late_limit[1] = 0
 
 
 def _run_on_streams(fut: FutureBase, cb: Any) -> None:

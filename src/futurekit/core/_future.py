@@ -19,14 +19,8 @@ from ._completion import (
     InternalCallback,
     complete,
     drain,
-    fix_limit,
-    late_limit,
     link_error,
-    register,
-    register_removable,
     resolve,
-    retrieved,
-    unregister,
 )
 from ._errors import (
     ALREADY_COMPLETED,
@@ -35,7 +29,8 @@ from ._errors import (
     NotAnExceptionError,
     TimeoutError,
 )
-from ._trampoline import has_queued_work
+from ._registration import register, register_removable, retrieved, unregister
+from ._trampoline import fix_limit, has_queued_work, late_limit
 from ._trampoline import state as thread_state
 from ._unwrap import adopt
 from ._waiting import block, check_timeout

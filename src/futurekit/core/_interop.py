@@ -13,9 +13,10 @@ import sys
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._bridges import to_asyncio, to_concurrent, to_torch
-from ._completion import CANCELLED, FAILED, InternalCallback, complete, register, resolve
+from ._completion import CANCELLED, FAILED, InternalCallback, complete, resolve
 from ._errors import CancelledError
 from ._future import Future
+from ._registration import register
 
 if TYPE_CHECKING:
     from ._devices import DeviceLike

@@ -11,13 +11,25 @@ deadlock.
 
 from __future__ import annotations
 
+import sys
 import threading
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["MAX_INLINE_DEPTH", "ThreadState", "has_queued_work", "local", "state"]
+__all__ = [
+    "HEADROOM",
+    "MAX_BUMP",
+    "MAX_INLINE_DEPTH",
+    "ThreadState",
+    "fix_limit",
+    "has_queued_work",
+    "late_limit",
+    "local",
+    "restore_limit",
+    "state",
+]
 
 #: Nesting depth of completions run inline before the trampoline takes over.
 MAX_INLINE_DEPTH = 24
@@ -56,3 +68,41 @@ def has_queued_work() -> bool:
         return bool(local.state.pending)
     except AttributeError:
         return False
+
+
+# -- recursion head-room -------------------------------------------------------------
+# A call that fails at entry for lack of stack is retried with a little more recursion
+# limit (see ``_completion.drain``); these helpers give it back.
+
+_getlimit = sys.getrecursionlimit
+_setlimit = sys.setrecursionlimit
+#: Extra recursion limit granted to a call that could not start for lack of stack.
+HEADROOM = 64
+#: At most this much extra limit per drain: beyond it a RecursionError is an error.
+MAX_BUMP = 4 * HEADROOM
+
+#: ``[limit we left, extra in it]``: recursion limit still to take back (a frame at
+#: the limit cannot lower it); the public methods take it back when they return.
+late_limit = [0, 0]
+
+
+def restore_limit(extra: int) -> None:
+    """Lower the recursion limit by ``extra`` again, or leave it for :func:`fix_limit`."""
+    try:
+        _setlimit(_getlimit() - extra)
+    except RecursionError:  # too deep to lower it here: the public method does it
+        late_limit[1] += extra
+        late_limit[0] = _getlimit()
+
+
+def fix_limit() -> None:
+    """Take back extra recursion limit that could not be lowered at the limit itself."""
+    limit, extra = late_limit
+    if _getlimit() != limit:  # changed by someone else since: not ours to lower
+        late_limit[1] = 0
+        return
+    try:
+        _setlimit(limit - extra)
+    except RecursionError:  # still too deep: a later call does it
+        return
+    late_limit[1] = 0

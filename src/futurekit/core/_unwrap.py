@@ -24,10 +24,10 @@ from ._completion import (
     FutureBase,
     InternalCallback,
     complete,
-    register,
     resolve,
 )
 from ._errors import UnwrapCycleError
+from ._registration import register
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:
