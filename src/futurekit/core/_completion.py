@@ -206,7 +206,7 @@ def complete(
     except BaseException as exc:
         # Published, then interrupted (a signal at a function entry) or out of stack
         # before the hand-off finished: finish it, then let the interrupt through.
-        extra = _HEADROOM if isinstance(exc, RecursionError) else 0  # absorbed below
+        extra = _HEADROOM if exc.__class__ is RecursionError else 0  # absorbed below
         if extra:
             _setlimit(_getlimit() + extra)
         try:
@@ -277,7 +277,15 @@ def run_now(fut: FutureBase, reg: Any, here: bool = False) -> None:
     pending = st.pending
     pending += ([fut, -1, reg, None, 0, None],)
     if here or st.depth < _MAX_DEPTH:
-        drain(st, len(pending) - 1 if st.depth else 0)
+        mark = len(pending) - 1 if st.depth else 0
+        try:
+            drain(st, mark)
+        except RecursionError:  # drain() could not even start or retry: one frame up, more room
+            _setlimit(_getlimit() + _HEADROOM)
+            try:
+                drain(st, mark)
+            finally:
+                _restore_limit(_HEADROOM)
 
 
 # -- running ----------------------------------------------------------------------------
@@ -391,12 +399,19 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
                 break
             except BaseException as exc:  # an interrupt: keep draining, raise it after
                 tb = exc.__traceback__
-                if isinstance(exc, RecursionError) and bumped < _MAX_BUMP:
-                    _setlimit(_getlimit() + _HEADROOM)  # out of stack: more, then retry
-                    bumped += _HEADROOM  # (inline: no Python frame at the limit)
+                if exc.__class__ is RecursionError and bumped < _MAX_BUMP:
                     if running is not None and tb and not tb.tb_next:
-                        _unclaim(pending, batch, running)  # it never started: run it again
+                        # It never started: put it back first, with no call at all (at
+                        # the very limit even a builtin call fails).
+                        if not pending or pending[-1] is not batch:
+                            pending += (batch,)
+                        batch[2] = running
                         running = owed = None
+                    # More stack, then retry; if even this call fails, the work is on
+                    # the stack and the caller, a frame up, retries the drain.
+                    _setlimit(_getlimit() + _HEADROOM)
+                    bumped += _HEADROOM
+                    if running is None and owed is None:
                         continue
                 elif interrupt is None:
                     interrupt = exc
@@ -433,13 +448,6 @@ def _settle(child: FutureBase, state: int, outcome: Any, adopt: Any) -> None:
         adopt(child, outcome)
     else:
         resolve(child, outcome)
-
-
-def _unclaim(pending: list[Any], batch: list[Any], reg: Any) -> None:
-    """Put back a claimed registration that never started (rare: no stack left)."""
-    if not pending or pending[-1] is not batch:
-        pending += (batch,)
-    batch[2] = reg
 
 
 def _run_on_streams(fut: FutureBase, cb: Any) -> None:

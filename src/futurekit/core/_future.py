@@ -7,6 +7,7 @@ This module is the public face only: state changes go through
 
 from __future__ import annotations
 
+import sys
 from types import GenericAlias
 
 from . import _bridges
@@ -30,7 +31,7 @@ from ._errors import (
     TimeoutError,
 )
 from ._registration import register, register_removable, retrieved, unregister
-from ._trampoline import fix_limit, has_queued_work, late_limit
+from ._trampoline import HEADROOM, fix_limit, has_queued_work, late_limit, restore_limit
 from ._trampoline import state as thread_state
 from ._unwrap import adopt
 from ._waiting import block, check_timeout
@@ -61,6 +62,8 @@ else:
 __all__ = ["Future", "InternalCallback"]
 
 _new = object.__new__
+_getlimit = sys.getrecursionlimit
+_setlimit = sys.setrecursionlimit
 _take_back_limit = fix_limit
 
 
@@ -340,7 +343,14 @@ class Future(_GenericBase[T], FutureBase):
                     child._value = callback(self)
                 except BaseException as exc:
                     child._state = PENDING
-                    complete(child, FAILED, link_error(self, exc))
+                    try:
+                        complete(child, FAILED, link_error(self, exc))
+                    except RecursionError:  # the callback used up the stack: a little more
+                        _setlimit(_getlimit() + HEADROOM)
+                        try:
+                            complete(child, FAILED, link_error(self, exc))
+                        finally:
+                            restore_limit(HEADROOM)
                     if not isinstance(exc, Exception):
                         raise  # Ctrl-C and SystemExit are not swallowed
                     return child
