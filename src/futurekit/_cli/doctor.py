@@ -179,14 +179,12 @@ def _run_limited(fn: Callable[[], DeviceReport], device: str, timeout: float) ->
 def _unavailable_detail(info: Any) -> str:
     """Why a backend is unavailable, and how to get it (said once)."""
     reason = info.reason or "unavailable"
+    fix = getattr(info, "fix", None)
+    if fix:  # the registry knows what is missing (an extra, or a CUDA build of torch)
+        return f"{reason}; {fix}" if fix not in reason else str(reason)
     if not info.extra:
         return f"{reason}; to use it: see its plugin's documentation"
-    if f"futurekit[{info.extra}]" in reason:  # the backend already says it
-        return str(reason)
-    return (
-        f"{reason}; to use it: pip install 'futurekit[{info.extra}]' "
-        f"(from a futurekit checkout: pip install '.[{info.extra}]')"
-    )
+    return str(reason)  # its extra is installed: the reason says what else is missing
 
 
 def run_doctor(

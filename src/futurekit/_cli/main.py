@@ -142,11 +142,13 @@ def _extras_footer(backends: list[dict[str, Any]], out: TextIO) -> None:
     """Which extra provides which unavailable backends: once per extra, not once per row."""
     by_extra: dict[str, list[str]] = {}
     for b in backends:
-        if not b["available"] and b["extra"]:
-            by_extra.setdefault(b["extra"], []).append(b["name"])
+        fix = b.get("fix") or ""
+        if not b["available"] and b["extra"] and f"futurekit[{b['extra']}]" in fix:
+            by_extra.setdefault(b["extra"], []).append(b["name"])  # its extra is missing
     if by_extra:
         out.write(
-            "\nExtras that provide the unavailable backends (pip install 'futurekit[EXTRA]'):\n"
+            "\nExtras that provide the unavailable backends (pip install '.[EXTRA]' in a "
+            "futurekit checkout; pip install 'futurekit[EXTRA]' once it is on PyPI):\n"
         )
         for extra, names in by_extra.items():
             out.write(f"  {extra}: {', '.join(names)}\n")

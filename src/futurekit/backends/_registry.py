@@ -131,6 +131,9 @@ class BackendInfo:
     extra: str | None
     description: str
     testing: bool
+    #: What would make it available (None when available or when futurekit cannot
+    #: tell): the missing extra, or what a CPU build of torch lacks.
+    fix: str | None = None
 
 
 class _Entry:
@@ -725,6 +728,7 @@ def available_backends() -> list[BackendInfo]:
                 extra=spec.extra,
                 description=spec.description,
                 testing=spec.testing,
+                fix=None if ok else _fix(entry),
             )
         )
     return sorted(out, key=lambda i: (i.device_type, -i.priority, i.name))

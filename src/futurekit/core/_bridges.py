@@ -72,14 +72,17 @@ def to_torch(fut: Future[Any]) -> Any:
     :class:`CancelledError` (torch futures cannot be cancelled).
 
     Raises:
-        ModuleNotFoundError: torch is not installed (``pip install 'futurekit[torch]'``).
+        ModuleNotFoundError: torch is not installed (the ``torch`` extra).
         ValueError: ``fut`` has devices of a type torch does not know (such as ``sim``).
     """
     _check(fut, "to_torch")
     try:
         import torch
     except ModuleNotFoundError as exc:  # pragma: no cover - torch is a test dependency
-        raise ModuleNotFoundError("to_torch() needs torch: pip install 'futurekit[torch]'") from exc
+        raise ModuleNotFoundError(
+            "to_torch() needs torch: install the futurekit[torch] extra "
+            "(pip install '.[torch]' from a futurekit checkout)"
+        ) from exc
     devices = [str(d) for d in fut.devices] or None
     try:
         tf: Any = torch.futures.Future(devices=devices)  # type: ignore[arg-type]
