@@ -33,6 +33,7 @@ from ._reporting import ErrorGuard, from_cancellation, report_callback_error, re
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from ._device_state import DeviceState
@@ -46,9 +47,11 @@ __all__ = [
     "InternalCallback",
     "complete",
     "drain",
+    "drain_leftovers",
     "lock",
     "resolve",
     "run_now",
+    "under_streams",
 ]
 
 PENDING = 0
@@ -267,6 +270,16 @@ def _arm_guard(fut: FutureBase, value: Any) -> None:
         guard.exc = None
 
 
+def drain_leftovers() -> None:
+    """Run what an interrupt left on this thread's pending stack (nothing, usually)."""
+    try:
+        st = _local.state
+    except AttributeError:
+        return
+    if st.pending:
+        drain(st, 0)
+
+
 def run_now(fut: FutureBase, reg: Any, here: bool = False) -> None:
     """Run one registration of a completed future in this thread, like a completion.
 
@@ -450,20 +463,33 @@ def _settle(child: FutureBase, state: int, outcome: Any, adopt: Any) -> None:
         resolve(child, outcome)
 
 
+def under_streams(
+    enter: Callable[[], Any], fn: Callable[..., object], *args: Any
+) -> Exception | None:
+    """Run ``fn(*args)`` inside the streams context manager that ``enter()`` returns.
+
+    Returns the backend's error if the streams could not be set up (``fn`` did not
+    run), None once ``fn`` ran; ``fn``'s own exceptions propagate.
+    """
+    try:
+        streams = enter()
+        streams.__enter__()
+    except Exception as exc:
+        return exc
+    try:
+        fn(*args)
+    finally:
+        streams.__exit__(None, None, None)
+    return None
+
+
 def _run_on_streams(fut: FutureBase, cb: Any) -> None:
     """Run a user callback of a device future under fresh, synchronized pool streams."""
     dev = fut._dev
     assert dev is not None
-    try:
-        streams = dev.callback_streams()
-        streams.__enter__()
-    except Exception as exc:  # the backend cannot give this callback its streams
-        report_stream_error(cb, exc)
-        return
-    try:
-        run_now(fut, _Here(cb), here=True)
-    finally:
-        streams.__exit__(None, None, None)
+    err = under_streams(dev.callback_streams, run_now, fut, _Here(cb), True)
+    if err is not None:  # the backend cannot give this callback its streams
+        report_stream_error(cb, err)
 
 
 def _run_link_elsewhere(fut: FutureBase, link: tuple[Any, Any, Any, Any]) -> None:
@@ -490,17 +516,10 @@ def _run_link_on_streams(fut: FutureBase, link: tuple[Any, Any, Any, Any]) -> No
     if dev is None:
         run_now(fut, link)
         return
-    try:
-        streams = dev.callback_streams()
-        streams.__enter__()
-    except Exception as exc:  # the backend cannot set up streams: the child fails with it
-        report_stream_error(link[0], exc)
-        complete(link[1], FAILED, exc)
-        return
-    try:
-        run_now(fut, link, here=True)
-    finally:
-        streams.__exit__(None, None, None)
+    err = under_streams(dev.callback_streams, run_now, fut, link, True)
+    if err is not None:  # the backend cannot set up streams: the child fails with it
+        report_stream_error(link[0], err)
+        complete(link[1], FAILED, err)
 
 
 class _JobDone:

@@ -19,7 +19,7 @@ from ._completion import (
     FutureBase,
     InternalCallback,
     complete,
-    drain,
+    drain_leftovers,
     link_error,
     resolve,
 )
@@ -31,8 +31,7 @@ from ._errors import (
     TimeoutError,
 )
 from ._registration import register, register_removable, retrieved, unregister
-from ._trampoline import HEADROOM, fix_limit, has_queued_work, late_limit, restore_limit
-from ._trampoline import state as thread_state
+from ._trampoline import HEADROOM, fix_limit, late_limit, restore_limit
 from ._unwrap import adopt
 from ._waiting import block, check_timeout
 
@@ -64,7 +63,6 @@ __all__ = ["Future", "InternalCallback"]
 _new = object.__new__
 _getlimit = sys.getrecursionlimit
 _setlimit = sys.setrecursionlimit
-_take_back_limit = fix_limit
 
 
 class Future(_GenericBase[T], FutureBase):
@@ -133,7 +131,7 @@ class Future(_GenericBase[T], FutureBase):
             raise NotAnExceptionError(f"{result} is of type {type(result)}, not an Exception.")
         done = complete(self, FAILED, result)
         if late_limit[1]:  # extra recursion limit a frame at the limit could not take back
-            _take_back_limit()
+            fix_limit()
         if not done:
             raise InvalidStateError(ALREADY_COMPLETED)
 
@@ -148,7 +146,7 @@ class Future(_GenericBase[T], FutureBase):
             return False
         done = complete(self, CANCELLED, CancelledError("Future was cancelled"))
         if late_limit[1]:
-            _take_back_limit()
+            fix_limit()
         return done
 
     # -- state ------------------------------------------------------------------
@@ -209,10 +207,10 @@ class Future(_GenericBase[T], FutureBase):
         if not self._state:
             if not block(self, timeout):
                 raise TimeoutError(f"Future did not complete within {timeout} seconds")
-        elif has_queued_work():  # callbacks an interrupt left on this thread run first
-            drain(thread_state(), 0)
+        else:  # callbacks an interrupt left on this thread run first
+            drain_leftovers()
         if late_limit[1]:
-            _take_back_limit()
+            fix_limit()
         if self._state != DONE:
             self._raise()
         dev = self._dev

@@ -13,10 +13,10 @@ import sys
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._bridges import to_asyncio, to_concurrent, to_torch
-from ._completion import CANCELLED, FAILED, InternalCallback, complete, resolve
-from ._errors import CancelledError
+from ._completion import CANCELLED, InternalCallback
 from ._future import Future
 from ._registration import register
+from ._unwrap import Follow, FollowTorch
 
 if TYPE_CHECKING:
     from ._devices import DeviceLike
@@ -79,40 +79,8 @@ def from_torch(
             "use from_concurrent() or from_asyncio() for other futures"
         )
     fut: Future[Any] = Future(devices=devices, backend=backend)
-    torch_future.add_done_callback(_FromTorch(fut))
+    torch_future.add_done_callback(FollowTorch(fut, unwrap=False))
     return fut
-
-
-class _FromTorch:
-    __slots__ = ("fut",)
-
-    def __init__(self, fut: Future[Any]) -> None:
-        self.fut = fut
-
-    def __call__(self, tf: Any) -> None:
-        fut = self.fut
-        try:
-            value = tf.value()
-        except cf.CancelledError as exc:
-            complete(fut, CANCELLED, exc)
-            return
-        except Exception as exc:
-            complete(fut, FAILED, exc)
-            return
-        dev = fut._dev
-        if dev is None:
-            resolve(fut, value)
-            return
-        try:
-            streams = dev.torch_streams()  # record on the streams torch made current
-            streams.__enter__()
-        except Exception as exc:
-            complete(fut, FAILED, exc)
-            return
-        try:
-            resolve(fut, value)
-        finally:
-            streams.__exit__(None, None, None)
 
 
 # -- concurrent.futures --------------------------------------------------------------
@@ -133,29 +101,8 @@ def from_concurrent(cf_future: cf.Future[T]) -> Future[T]:
         )
     fut: Future[T] = Future()
     register(fut, _CancelOther(cf_future), observe=False)
-    cf_future.add_done_callback(_Follow(fut, "concurrent"))
+    cf_future.add_done_callback(Follow(fut, "concurrent", unwrap=False))
     return fut
-
-
-class _Follow:
-    """Done-callback of a ``concurrent.futures`` or asyncio future: passes its outcome on."""
-
-    __slots__ = ("fut", "what")
-
-    def __init__(self, fut: Future[Any], what: str) -> None:
-        self.fut = fut
-        self.what = what
-
-    def __call__(self, src: Any) -> None:
-        fut = self.fut
-        if src.cancelled():
-            complete(fut, CANCELLED, CancelledError(f"{self.what} future was cancelled"))
-            return
-        exc = src.exception()
-        if exc is not None:
-            complete(fut, FAILED, exc)
-        else:
-            resolve(fut, src.result())
 
 
 class _CancelOther(InternalCallback):
@@ -182,7 +129,7 @@ def from_asyncio(aio_future: Any) -> Future[Any]:
         )
     fut: Future[Any] = Future()
     register(fut, _CancelInLoop(aio_future.get_loop(), aio_future), observe=False)
-    aio_future.add_done_callback(_Follow(fut, "asyncio"))
+    aio_future.add_done_callback(Follow(fut, "asyncio", unwrap=False))
     return fut
 
 

@@ -25,15 +25,16 @@ from ._completion import (
     InternalCallback,
     complete,
     resolve,
+    under_streams,
 )
-from ._errors import UnwrapCycleError
+from ._errors import CancelledError, UnwrapCycleError
 from ._registration import register
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["adopt"]
+__all__ = ["Follow", "FollowTorch", "adopt", "hand_over"]
 
 
 def adopt(
@@ -55,9 +56,9 @@ def adopt(
         seen[result] = came_from
         register(result, _Forward(child, seen))
     elif isinstance(result, cf.Future):
-        result.add_done_callback(_FollowConcurrent(child, seen))
+        result.add_done_callback(Follow(child, "concurrent", seen))
     elif _is_torch_future(result):
-        result.add_done_callback(_FollowTorch(child, seen))
+        result.add_done_callback(FollowTorch(child, seen))
     else:
         resolve(child, result)
 
@@ -107,56 +108,80 @@ def hand_over(src: FutureBase, target: FutureBase, value: Any) -> None:
     if sdev.backend is tdev.backend and all(d in tdev.devices for d, _ in sdev.events):
         complete(target, DONE, value, (sdev.events, sdev.buffers))
         return
-    try:
-        streams = sdev.callback_streams()
-        streams.__enter__()
-    except Exception as exc:  # the backend cannot order the hand-over: fail loudly
-        complete(target, FAILED, exc)
-        return
-    try:
-        resolve(target, value)
-    finally:
-        streams.__exit__(None, None, None)
+    err = under_streams(sdev.callback_streams, resolve, target, value)
+    if err is not None:  # the backend cannot order the hand-over: fail loudly
+        complete(target, FAILED, err)
 
 
-class _FollowConcurrent:
-    """``concurrent.futures`` done-callback that passes the outcome on to a child."""
+class _Follower:
+    """Done-callback of a foreign future: passes its outcome on to a futurekit future.
 
-    __slots__ = ("child", "seen")
+    With ``unwrap`` a future in the value is followed too (``then(unwrap=True)``);
+    without, the value is the target's result as is (``from_concurrent`` and friends).
+    """
 
-    def __init__(self, child: FutureBase, seen: dict[Any, Any] | None) -> None:
-        self.child = child
+    __slots__ = ("seen", "target", "unwrap")
+
+    def __init__(
+        self, target: FutureBase, seen: dict[Any, Any] | None = None, unwrap: bool = True
+    ) -> None:
+        self.target = target
         self.seen = seen
+        self.unwrap = unwrap
 
-    def __call__(self, src: cf.Future[Any]) -> None:
-        from ._errors import CancelledError
+    def _pass_on(self, value: Any) -> None:
+        if self.unwrap:
+            adopt(self.target, value, self.seen)
+        else:
+            resolve(self.target, value)
 
+
+class Follow(_Follower):
+    """Follows a ``concurrent.futures`` or asyncio future (``what`` names it in errors)."""
+
+    __slots__ = ("what",)
+
+    def __init__(
+        self,
+        target: FutureBase,
+        what: str,
+        seen: dict[Any, Any] | None = None,
+        unwrap: bool = True,
+    ) -> None:
+        super().__init__(target, seen, unwrap)
+        self.what = what
+
+    def __call__(self, src: Any) -> None:
         if src.cancelled():
-            complete(self.child, CANCELLED, CancelledError("concurrent future was cancelled"))
+            error = CancelledError(f"{self.what} future was cancelled")
+            complete(self.target, CANCELLED, error)
             return
         exc = src.exception()
         if exc is not None:
-            complete(self.child, FAILED, exc)
+            complete(self.target, FAILED, exc)
         else:
-            adopt(self.child, src.result(), self.seen)
+            self._pass_on(src.result())
 
 
-class _FollowTorch:
-    """torch done-callback that passes the outcome on to a child."""
+class FollowTorch(_Follower):
+    """Follows a torch future; ``from_torch`` records under the streams torch made current."""
 
-    __slots__ = ("child", "seen")
-
-    def __init__(self, child: FutureBase, seen: dict[Any, Any] | None) -> None:
-        self.child = child
-        self.seen = seen
+    __slots__ = ()
 
     def __call__(self, tf: Any) -> None:
+        target = self.target
         try:
             value = tf.value()
         except cf.CancelledError as exc:
-            complete(self.child, CANCELLED, exc)
+            complete(target, CANCELLED, exc)
             return
         except Exception as exc:
-            complete(self.child, FAILED, exc)
+            complete(target, FAILED, exc)
             return
-        adopt(self.child, value, self.seen)
+        dev = target._dev
+        if self.unwrap or dev is None:
+            self._pass_on(value)
+            return
+        err = under_streams(dev.torch_streams, self._pass_on, value)
+        if err is not None:
+            complete(target, FAILED, err)

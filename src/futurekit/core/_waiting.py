@@ -14,8 +14,7 @@ import math
 import threading
 import time
 
-from . import _trampoline
-from ._completion import drain, lock
+from ._completion import drain_leftovers, lock
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:
@@ -53,10 +52,9 @@ def block(fut: FutureBase, timeout: float | None) -> bool:
     Work this thread still owes (callbacks deferred by deep nesting or by an
     interrupt) runs first: it may be what completes ``fut``.
     """
-    if _trampoline.has_queued_work():
-        drain(_trampoline.state(), 0)
-        if fut._state:
-            return True
+    drain_leftovers()
+    if fut._state:
+        return True
     if timeout == 0:
         return bool(fut._state)
     waiter = _new_waiter()
