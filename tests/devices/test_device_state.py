@@ -12,6 +12,7 @@ import pytest
 
 from futurekit import BackendError, Device, Future, InvalidDeviceError
 from futurekit.backends import BackendBase, BackendSpec, _registry, hookimpl
+from futurekit.backends.cpu import CpuBackend
 from futurekit.core._device_state import DeviceState, Recorded
 from futurekit.testing import sim
 
@@ -47,7 +48,9 @@ def test_cpu_indices_stay_accepted_as_in_torch() -> None:
         assert fut.wait() == 1
 
 
-class _Fake(BackendBase):
+class _Fake(CpuBackend):
+    """The cpu backend's no-op methods, under a made-up type with a given device count."""
+
     device_type = "fake"
 
     def __init__(self, count: Any) -> None:
@@ -55,24 +58,6 @@ class _Fake(BackendBase):
 
     def device_count(self) -> Any:
         return self.count
-
-    def current_stream(self, device: Device) -> Any:
-        return ("stream", device)
-
-    def record_event(self, stream: Any) -> Any:
-        return "event"
-
-    def wait_event(self, stream: Any, event: Any) -> None:
-        return None
-
-    def query_event(self, event: Any) -> bool:
-        return True
-
-    def synchronize_event(self, event: Any) -> None:
-        return None
-
-    def device_of(self, obj: Any) -> Device | None:
-        return None
 
     def __repr__(self) -> str:
         return "<fake backend>"

@@ -33,6 +33,7 @@ from futurekit.backends import (
 )
 from futurekit.backends._registry import known_device_types
 from futurekit.backends._spec import REQUIRED_METHODS
+from futurekit.backends.cpu import CpuBackend
 
 from .conftest import PARTIAL_RING, Install, build, plugin_warnings, ring
 
@@ -273,27 +274,11 @@ def test_a_warning_filter_that_raises_leaves_the_registry_whole(install: Install
 # -- register() is idempotent for warnings and failures -----------------------------------
 
 
-class _Acc(BackendBase):
+class _Acc(CpuBackend):
+    """A complete no-op backend (the cpu backend's methods) for a made-up device type."""
+
     def __init__(self, device_type: str) -> None:
         self.device_type = device_type
-
-    def current_stream(self, device: Any) -> Any:
-        return ("stream", device)
-
-    def record_event(self, stream: Any) -> Any:
-        return ("event", stream)
-
-    def wait_event(self, stream: Any, event: Any) -> None:
-        return None
-
-    def query_event(self, event: Any) -> bool:
-        return True
-
-    def synchronize_event(self, event: Any) -> None:
-        return None
-
-    def device_of(self, obj: Any) -> Any:
-        return None
 
 
 class _Good:

@@ -22,6 +22,7 @@ from futurekit.backends import (
     hookimpl,
     register,
 )
+from futurekit.backends.cpu import CpuBackend
 from futurekit.backends.sim import SimBackend
 
 from .conftest import Install
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.timeout(60)
 STUCK = 20.0
 
 
-class Slow(BackendBase):
+class Slow(CpuBackend):
     """A backend whose ``is_available()`` waits until the test releases it."""
 
     device_type = "slow"
@@ -46,24 +47,6 @@ class Slow(BackendBase):
         self.entered.set()
         assert self.release.wait(STUCK), "the test never released is_available()"
         return True
-
-    def current_stream(self, device: Any) -> Any:
-        return ("stream", device)
-
-    def record_event(self, stream: Any) -> Any:
-        return ("event", stream)
-
-    def wait_event(self, stream: Any, event: Any) -> None:
-        return None
-
-    def query_event(self, event: Any) -> bool:
-        return True
-
-    def synchronize_event(self, event: Any) -> None:
-        return None
-
-    def device_of(self, obj: Any) -> Any:
-        return None
 
 
 class SlowPlugin:
