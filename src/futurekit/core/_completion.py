@@ -199,12 +199,14 @@ def complete(
                     pending += one  # handed to this thread: drained below or later
                 break
         # A registration arrived between the peek and the lock: allocate, then retry.
+    # Drain here, unless the caller's drain takes the batch next or it is too deep.
+    here = batch is not None and run and st.depth < _MAX_DEPTH
     try:
         if waiters is not None:
             wake(waiters)
         if state == FAILED and not fut._observed:
             _arm_guard(fut, value)
-        if batch is not None and run and st.depth < _MAX_DEPTH:
+        if here:
             drain(st, len(pending) - 1 if st.depth else 0)
     except BaseException as exc:
         # Published, then interrupted (a signal at a function entry) or out of stack
@@ -215,7 +217,7 @@ def complete(
         try:
             if waiters is not None:
                 wake(waiters)
-            if batch is not None and run and st.depth < _MAX_DEPTH and _holds(pending, batch):
+            if here and _holds(pending, batch):
                 drain(st, len(pending) - 1 if st.depth else 0)
         finally:
             if extra:
@@ -225,7 +227,7 @@ def complete(
     return True
 
 
-def _holds(pending: list[Any], batch: list[Any]) -> bool:
+def _holds(pending: list[Any], batch: object) -> bool:
     """Whether ``batch`` is still waiting on the pending stack (it was never drained)."""
     return any(item is batch for item in pending)
 
