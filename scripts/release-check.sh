@@ -23,7 +23,8 @@ echo "== build (sdist, then the wheel from the sdist) =="
 "$PYTHON" -m build --no-isolation --outdir "$DIST" "$ROOT"
 shopt -s nullglob
 sdists=("$DIST"/futurekit-*.tar.gz)
-wheels=("$DIST"/futurekit-*-py3-none-any.whl)
+# a platform wheel with the compiled accelerator, or py3-none-any without a compiler
+wheels=("$DIST"/futurekit-*.whl)
 if [ "${#sdists[@]}" -ne 1 ] || [ "${#wheels[@]}" -ne 1 ]; then
     echo "expected one sdist and one wheel in $DIST, got: $(ls "$DIST")" >&2
     exit 1
@@ -54,6 +55,7 @@ PY
 echo "== run the quickstart and the command line from the fresh venv =="
 cd "$OUT"
 "$VPY" -c 'import sys, futurekit; assert futurekit.__file__.startswith(sys.prefix), futurekit.__file__; print("futurekit", futurekit.__version__, "from", futurekit.__file__)'
+"$VPY" -c 'from futurekit.core import _accelerator as a; print("core:", a.status)'
 "$VPY" "$ROOT/examples/quickstart.py"
 "$OUT/venv/bin/futurekit" --version
 "$OUT/venv/bin/futurekit" doctor

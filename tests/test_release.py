@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,8 @@ def test_the_release_check_builds_installs_and_runs_the_quickstart(tmp_path: Pat
     assert "wait_all    -> [0, 1, 4, 9]" in proc.stdout  # the quickstart ran
     assert "[PASS] cpu (cpu)" in proc.stdout  # the installed console script ran doctor
     assert "release check passed" in proc.stdout
+    # the wheel carries the compiled accelerator wherever a C compiler is at hand
+    ldshared = (sysconfig.get_config_var("LDSHARED") or "").split()
+    if ldshared and shutil.which(ldshared[0]):
+        assert "core: compiled accelerator" in proc.stdout, output
+        assert "-py3-none-any" not in dist[0], dist

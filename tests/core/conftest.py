@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 
 from futurekit.backends import BackendBase, BackendSpec, _registry, hookimpl
+from futurekit.core import _accelerator
 from thread_helpers import run_in_thread  # noqa: F401  (re-exported for the tests)
+
+#: For white-box tests that patch functions of the pure-Python core, which the compiled
+#: accelerator's fast paths do not call; CI runs the core tests a second time with
+#: FUTUREKIT_PURE_PYTHON=1, where they run.
+pure_python_only = pytest.mark.skipif(
+    _accelerator.speedups is not None,
+    reason="patches the pure-Python core (run with FUTUREKIT_PURE_PYTHON=1)",
+)
 
 #: Built-in plugins that may find real accelerators; disabled for deterministic tests.
 ACCELERATOR_PLUGINS = "futurekit.backends.torch,futurekit.backends.cuda"

@@ -29,6 +29,8 @@ import futurekit
 from futurekit import Future, collect_all, collect_any
 from futurekit.core import _completion, _trampoline
 
+from .conftest import pure_python_only
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 HERE = Path(__file__).resolve().parent
@@ -244,6 +246,7 @@ def test_interrupt_at_every_function_entry_during_completion(op: str, others_fir
     assert not failures, "\n".join(failures)
 
 
+@pure_python_only
 @pytest.mark.timeout(30)
 def test_interrupt_at_drain_entry_still_runs_callbacks_after_wait() -> None:
     """Minimal case: Ctrl-C lands as ``complete()`` calls ``drain()`` (its ``RESUME``)."""

@@ -263,15 +263,19 @@ def command(args: argparse.Namespace, out: TextIO) -> int:
     failures = [asdict(f) for f in plugin_failures()]
     failed = [r for r in reports if r.verdict == "fail"]
     status = EXIT_FAILED if failed or failures else EXIT_OK
+    from futurekit.core._accelerator import status as core
+
     if args.json:
         data = {
             "ok": status == EXIT_OK,
+            "core": core,
             "backends": [asdict(r) for r in reports],
             "failures": failures,
         }
         json.dump(data, out, indent=2)
         out.write("\n")
         return status
+    out.write(f"core: {core}\n")
     for r in sorted(reports, key=lambda r: r.verdict == "unavailable"):
         out.write(f"[{_MARKS[r.verdict]}] {r.name} ({r.device_type}): {r.detail}\n")
         for d in r.devices:

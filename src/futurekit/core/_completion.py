@@ -28,6 +28,7 @@ import sys
 import threading
 
 from . import _trampoline
+from ._accelerator import speedups
 from ._errors import CallbackError
 from ._reporting import ErrorGuard, from_cancellation, report_callback_error, report_stream_error
 
@@ -59,11 +60,12 @@ DONE = 1
 FAILED = 2
 CANCELLED = 3
 
-_raw_lock = threading.Lock()
+#: With the accelerator, the compiled module's lock, which its fast paths share.
+_raw_lock = threading.Lock() if speedups is None else speedups.lock
 
 
 class _Lock:
-    """``with lock:`` on one ``threading.Lock``, a third cheaper on CPython 3.11.
+    """``with lock:`` on one lock (``threading.Lock``, or the accelerator's), allocation-free.
 
     The lock's own bound ``__enter__``/``__exit__`` are stored on the class; being
     builtin methods they are not re-bound on lookup, so entering allocates nothing.
@@ -93,7 +95,7 @@ _restore_limit = _trampoline.restore_limit
 _HERE = object()
 
 
-class FutureBase:
+class _PyFutureBase:
     r"""The state every future carries; the public API is :class:`futurekit.Future`.
 
     ``_cb1`` holds the first registration (most futures have exactly one) and
@@ -125,6 +127,12 @@ class FutureBase:
     _dev: DeviceState | None
     _guard: ErrorGuard | None
     _observed: bool
+
+
+if TYPE_CHECKING:
+    FutureBase = _PyFutureBase
+else:  # the accelerator's FutureBase has the same fields, as a C struct
+    FutureBase = _PyFutureBase if speedups is None else speedups.FutureBase
 
 
 class InternalCallback:
@@ -547,3 +555,9 @@ class _JobDone:
                 return
             err = exc
         complete(child, FAILED, err)
+
+
+#: The pure-Python :func:`complete`, the accelerator's fallback.
+py_complete = complete
+if not TYPE_CHECKING and speedups is not None:
+    complete = speedups.complete  # the compiled complete() falls back to py_complete

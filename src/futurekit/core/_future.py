@@ -11,6 +11,7 @@ import sys
 from types import GenericAlias
 
 from . import _bridges
+from ._accelerator import speedups
 from ._completion import (
     CANCELLED,
     DONE,
@@ -60,7 +61,7 @@ else:
 
 __all__ = ["Future", "InternalCallback"]
 
-_new = object.__new__
+_new = FutureBase.__new__
 _getlimit = sys.getrecursionlimit
 _setlimit = sys.setrecursionlimit
 
@@ -327,9 +328,14 @@ class Future(_GenericBase[T], FutureBase):
             raise TypeError(
                 f"executor must be a concurrent.futures.Executor (with submit()), got {executor!r}"
             )
-        child: Future[S] = _new(Future)  # __init__'s stores, without its argument handling
-        child._value = child._cb1 = child._cbs = child._rm = child._waiters = child._guard = None
-        child._observed = False
+        child: Future[S]
+        if speedups is None:  # __init__'s stores, without its argument handling
+            child = _new(Future)
+            child._value = child._cb1 = child._cbs = child._rm = child._waiters = None
+            child._guard = None
+            child._observed = False
+        else:  # the compiled __init__ of a blank future stores nothing
+            child = Future()
         dev = self._dev
         if dev is None:
             child._dev = None
@@ -419,6 +425,36 @@ class Future(_GenericBase[T], FutureBase):
         raise RuntimeError("Can not pickle futurekit.Future (futures cannot be copied)")
 
 
+def _accelerate() -> None:
+    """With the compiled accelerator, put its fast paths in front of the Python methods.
+
+    Each fast path handles the common case (a CPU future, no contention) and calls
+    the Python method below, kept as the reference, for everything else.
+    """
+    if speedups is None:
+        return
+    from . import _completion, _reporting, _trampoline
+
+    speedups.configure(
+        future=Future,
+        init=Future.__init__,
+        set_result=Future.set_result,
+        wait=Future.wait,
+        value=Future.value,
+        add_done_callback=Future.add_done_callback,
+        then=Future.then,
+        complete=_completion.py_complete,
+        drain=_completion.drain,
+        report=_reporting.report_callback_error,
+        state=_trampoline.state,
+        internal=InternalCallback,
+        max_depth=_trampoline.MAX_INLINE_DEPTH,
+    )
+    delattr(Future, "__init__")  # FutureBase's C __init__ calls the Python one with arguments
+    for name in ("set_result", "wait", "value", "done", "add_done_callback", "then"):
+        setattr(Future, name, getattr(FutureBase, "_c_" + name))
+
+
 def _check_backend(backend: object, devices: object) -> None:
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a backend name (str) or None, got {backend!r}")
@@ -450,3 +486,6 @@ class _AwaitWaker(InternalCallback):
     def _wake(self) -> None:
         if not self.aio_future.done():
             self.aio_future.set_result(None)
+
+
+_accelerate()

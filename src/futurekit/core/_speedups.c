@@ -1,0 +1,1048 @@
+/* futurekit.core._speedups: the optional compiled accelerator of the core.
+ *
+ * The pure-Python core (_completion.py, _registration.py, _future.py) is the
+ * reference; this module only makes its common paths shorter and falls back to
+ * the Python functions for everything else. See docs/design.md, "The compiled
+ * accelerator".
+ *
+ * It provides
+ *   - Lock: the core's one lock (with/acquire/release/locked), used by the Python
+ *     critical sections and by the fast paths below;
+ *   - FutureBase: the future's fields as a C struct (same names as the Python
+ *     FutureBase's slots, so the Python core reads and writes them unchanged);
+ *   - fast paths of Future.__init__, set_result, wait, value, done and
+ *     add_done_callback, and of the core's complete() for futures whose
+ *     registrations are plain callables.
+ *
+ * Why it is signal- and GC-safe: code here runs no eval loop, so no signal
+ * handler and no other thread runs between two C statements unless a Python
+ * object is called or a garbage-collected object is allocated. The lock is taken
+ * only with a non-blocking try, held across loads and stores only (no call, no
+ * allocation, no last reference dropped), and released before anything is
+ * called. A fast path that cannot take the lock at once (another thread is in a
+ * critical section) takes the Python path, which blocks.
+ *
+ * GIL builds only: on free-threaded CPython the build fails on purpose and the
+ * pure-Python core is used.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <pythread.h>
+
+#ifdef Py_GIL_DISABLED
+#error "futurekit's accelerator supports GIL builds only; the pure-Python core is used"
+#endif
+
+#define PENDING 0
+#define DONE 1
+#define FAILED 2
+#define CANCELLED 3
+
+#define ISNONE(p) ((p) == NULL || (p) == Py_None)
+
+/* -- the lock --------------------------------------------------------------------- */
+
+static PyThread_type_lock g_lock = NULL;
+static int g_held = 0;
+
+static inline int
+try_lock(void)
+{
+    if (PyThread_acquire_lock(g_lock, NOWAIT_LOCK)) {
+        g_held = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static inline void
+unlock(void)
+{
+    g_held = 0;
+    PyThread_release_lock(g_lock);
+}
+
+static void
+lock_blocking(void)
+{
+    if (try_lock())
+        return;
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(g_lock, WAIT_LOCK);
+    Py_END_ALLOW_THREADS
+    g_held = 1;
+}
+
+typedef struct {
+    PyObject_HEAD
+} LockObject;
+
+static PyObject *
+Lock_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    lock_blocking();
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+Lock_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!g_held) {
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    unlock();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Lock_acquire(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"blocking", NULL};
+    int blocking = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p:acquire", kwlist, &blocking))
+        return NULL;
+    if (blocking) {
+        lock_blocking();
+        Py_RETURN_TRUE;
+    }
+    return PyBool_FromLong(try_lock());
+}
+
+static PyObject *
+Lock_release(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!g_held) {
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    unlock();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Lock_locked(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(g_held);
+}
+
+static PyMethodDef Lock_methods[] = {
+    {"__enter__", Lock_enter, METH_NOARGS, "Acquire the lock (blocking, GIL released)."},
+    {"__exit__", (PyCFunction)(void (*)(void))Lock_exit, METH_FASTCALL, "Release the lock."},
+    {"acquire", (PyCFunction)(void (*)(void))Lock_acquire, METH_VARARGS | METH_KEYWORDS,
+     "acquire(blocking=True) -> bool"},
+    {"release", Lock_release, METH_NOARGS, "Release the lock."},
+    {"locked", Lock_locked, METH_NOARGS, "Whether the lock is held."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "futurekit.core._speedups.Lock",
+    .tp_basicsize = sizeof(LockObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The core's one lock: guards every future's transitions.",
+    .tp_methods = Lock_methods,
+};
+
+/* -- ThreadState: the trampoline's per-thread state (see _trampoline.py) ------------ */
+
+typedef struct {
+    PyObject_HEAD
+    long depth;        /* draining frames of this thread */
+    PyObject *pending; /* stack (list) of batches handed to this thread */
+} ThreadStateObject;
+
+static PyObject *
+ThreadState_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "ThreadState() takes no arguments");
+        return NULL;
+    }
+    ThreadStateObject *self = (ThreadStateObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->pending = PyList_New(0);
+    if (self->pending == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+ThreadState_traverse(ThreadStateObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->pending);
+    return 0;
+}
+
+static int
+ThreadState_clear(ThreadStateObject *self)
+{
+    Py_CLEAR(self->pending);
+    return 0;
+}
+
+static void
+ThreadState_dealloc(ThreadStateObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    ThreadState_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef ThreadState_members[] = {
+    {"depth", T_LONG, offsetof(ThreadStateObject, depth), 0, "Draining frames of this thread."},
+    {"pending", T_OBJECT, offsetof(ThreadStateObject, pending), 0,
+     "Stack of batches handed to this thread."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ThreadStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "futurekit.core._speedups.ThreadState",
+    .tp_basicsize = sizeof(ThreadStateObject),
+    .tp_dealloc = (destructor)ThreadState_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Per-thread dispatch state of the trampoline (compiled).",
+    .tp_traverse = (traverseproc)ThreadState_traverse,
+    .tp_clear = (inquiry)ThreadState_clear,
+    .tp_members = ThreadState_members,
+    .tp_new = ThreadState_new,
+};
+
+/* -- the Python side: fallbacks and helpers, set by configure() ------------------- */
+
+static PyObject *py_init = NULL;        /* Future.__init__ (pure Python) */
+static PyObject *py_set_result = NULL;  /* Future.set_result (pure Python) */
+static PyObject *py_wait = NULL;        /* Future.wait (pure Python) */
+static PyObject *py_value = NULL;       /* Future.value (pure Python) */
+static PyObject *py_add_done_callback = NULL;
+static PyObject *py_then = NULL;        /* Future.then (pure Python) */
+static PyTypeObject *future_type = NULL; /* futurekit.Future */
+static PyObject *py_complete = NULL;    /* _completion.complete (pure Python) */
+static PyObject *py_drain = NULL;      /* _completion.drain (pure Python) */
+static PyObject *py_report = NULL;      /* _reporting.report_callback_error */
+static PyObject *py_state = NULL;       /* _trampoline.state: this thread's ThreadState */
+static PyObject *py_internal = NULL;    /* _completion.InternalCallback */
+static PyObject *str_release = NULL;
+static PyObject *str_rerun = NULL;
+static PyObject *key_state = NULL;  /* key of the ThreadState in the thread-state dict */
+static int max_depth = 24;
+
+/* -- FutureBase --------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    int state;
+    char observed;
+    PyObject *value;
+    PyObject *cb1;
+    PyObject *cbs;
+    PyObject *rm;
+    PyObject *waiters;
+    PyObject *dev;
+    PyObject *guard;
+    PyObject *weakreflist;
+} FutureObject;
+
+static int
+Future_traverse(FutureObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->value);
+    Py_VISIT(self->cb1);
+    Py_VISIT(self->cbs);
+    Py_VISIT(self->rm);
+    Py_VISIT(self->waiters);
+    Py_VISIT(self->dev);
+    Py_VISIT(self->guard);
+    return 0;
+}
+
+static int
+Future_clear(FutureObject *self)
+{
+    Py_CLEAR(self->value);
+    Py_CLEAR(self->cb1);
+    Py_CLEAR(self->cbs);
+    Py_CLEAR(self->rm);
+    Py_CLEAR(self->waiters);
+    Py_CLEAR(self->dev);
+    Py_CLEAR(self->guard);
+    return 0;
+}
+
+static void
+Future_dealloc(FutureObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    Future_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Future(): a fresh future is all zeros (NULL reads as None); anything else,
+ * devices= or backend= included, goes to the Python __init__. */
+static int
+Future_init(FutureObject *self, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) == 0 && (kwds == NULL || PyDict_GET_SIZE(kwds) == 0)) {
+        if (self->state || self->value || self->cb1 || self->cbs || self->rm ||
+            self->waiters || self->dev || self->guard) {
+            self->state = PENDING;  /* __init__ called again: as the Python one does */
+            self->observed = 0;
+            Future_clear(self);
+        }
+        return 0;
+    }
+    if (py_init == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "futurekit._speedups is not configured");
+        return -1;
+    }
+    PyObject *bound_args = PyTuple_New(PyTuple_GET_SIZE(args) + 1);
+    if (bound_args == NULL)
+        return -1;
+    Py_INCREF(self);
+    PyTuple_SET_ITEM(bound_args, 0, (PyObject *)self);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); i++) {
+        PyObject *item = PyTuple_GET_ITEM(args, i);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(bound_args, i + 1, item);
+    }
+    PyObject *res = PyObject_Call(py_init, bound_args, kwds);
+    Py_DECREF(bound_args);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
+/* Recursion budget left on this thread (Python frames and C calls alike). */
+static inline int
+recursion_left(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x030C0000
+    return ts->py_recursion_remaining < ts->c_recursion_remaining ? ts->py_recursion_remaining
+                                                                  : ts->c_recursion_remaining;
+#else
+    return ts->recursion_remaining;
+#endif
+}
+
+/* A fast path that falls back adds a C call to the Python one: near the limit the
+ * fallback gets this much more limit, so the accelerator never takes head-room a
+ * callback would have had with the pure-Python core (which grants the same). */
+#define FALLBACK_HEADROOM 64
+
+static inline int
+bump_if_near_limit(void)
+{
+    if (recursion_left() >= FALLBACK_HEADROOM / 2)
+        return 0;
+    Py_SetRecursionLimit(Py_GetRecursionLimit() + FALLBACK_HEADROOM);
+    return FALLBACK_HEADROOM;
+}
+
+static inline void
+unbump(int extra)
+{
+    if (extra)
+        Py_SetRecursionLimit(Py_GetRecursionLimit() - extra);
+}
+
+/* fn(self, arg) for a fallback (arg may be NULL: fn(self)). ``completes``: the
+ * fallback completes a future, whose Python path is three calls deeper than the
+ * pure core's; it gets the head-room (a registration or a read fails at its entry,
+ * before any effect, as in the pure core). */
+static PyObject *
+fallback1(PyObject *fn, PyObject *self, PyObject *arg, int completes)
+{
+    PyObject *stack[2] = {self, arg};
+    if (fn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "futurekit._speedups is not configured");
+        return NULL;
+    }
+    int extra = completes ? bump_if_near_limit() : 0;
+    PyObject *res = PyObject_Vectorcall(fn, stack, arg == NULL ? 1 : 2, NULL);
+    unbump(extra);
+    return res;
+}
+
+/* Call fallback(self, *args, **kwnames) with a vectorcall argument vector. */
+static PyObject *
+fallback(PyObject *fn, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+         PyObject *kwnames)
+{
+    PyObject *small[8];
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    Py_ssize_t total = nargs + nkw;
+    if (fn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "futurekit._speedups is not configured");
+        return NULL;
+    }
+    if (total + 1 > 8) {
+        PyErr_SetString(PyExc_TypeError, "too many arguments");
+        return NULL;
+    }
+    small[0] = self;
+    for (Py_ssize_t i = 0; i < total; i++)
+        small[i + 1] = args[i];
+    return PyObject_Vectorcall(fn, small, (size_t)(nargs + 1), kwnames);
+}
+
+/* Release every waiter of a completed future (each is a threading.Lock held by
+ * its wait()); one released already (a retry) raises RuntimeError: ignored. */
+static int
+wake(PyObject *waiters)
+{
+    Py_ssize_t pos = 0;
+    PyObject *key, *waiter;
+    int failed = 0;
+    if (!PyDict_Check(waiters))
+        return 0;
+    while (PyDict_Next(waiters, &pos, &key, &waiter)) {
+        Py_INCREF(waiter);
+        PyObject *res = PyObject_CallMethodNoArgs(waiter, str_release);
+        Py_DECREF(waiter);
+        if (res != NULL) {
+            Py_DECREF(res);
+        }
+        else if (PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+            PyErr_Clear();
+        }
+        else {
+            failed = 1; /* cannot happen with threading.Lock; keep waking the rest */
+            PyErr_Clear();
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+/* -- running callbacks ---------------------------------------------------------------- */
+
+/* Run one plain registration of a completed CPU future. Returns 0, or -1 with an
+ * interrupt (a non-Exception BaseException) stored in *interrupt (the first one). */
+static void
+run_one(PyObject *fut, PyObject *reg, PyObject **interrupt)
+{
+    PyObject *res = PyObject_CallOneArg(reg, fut);
+    if (res != NULL) {
+        Py_DECREF(res);
+        return;
+    }
+    PyObject *type, *val, *tb;
+    PyErr_Fetch(&type, &val, &tb);
+    PyErr_NormalizeException(&type, &val, &tb);
+    if (tb != NULL && val != NULL)
+        PyException_SetTraceback(val, tb);
+    if (val != NULL && PyObject_TypeCheck(val, (PyTypeObject *)PyExc_Exception)) {
+        /* torch swallows and logs callback errors: so does futurekit */
+        PyObject *r = PyObject_CallOneArg(py_report, val);
+        if (r == NULL)
+            PyErr_Clear(); /* reporting failed: nothing more can be done here */
+        else
+            Py_DECREF(r);
+    }
+    else if (val != NULL) {
+        /* KeyboardInterrupt, SystemExit: the rest still run; raised at the end.
+         * An internal callback hit by one is run again (they are idempotent). */
+        if (py_internal != NULL && PyObject_TypeCheck(reg, (PyTypeObject *)py_internal)) {
+            PyObject *rerun = PyObject_GetAttr(reg, str_rerun);
+            int again = rerun != NULL && PyObject_IsTrue(rerun) == 1;
+            Py_XDECREF(rerun);
+            PyErr_Clear();
+            if (again) {
+                PyObject *r = PyObject_CallOneArg(reg, fut);
+                if (r == NULL)
+                    PyErr_Clear();
+                else
+                    Py_DECREF(r);
+            }
+        }
+        if (*interrupt == NULL) {
+            *interrupt = val;
+            val = NULL;
+        }
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(val);
+    Py_XDECREF(tb);
+}
+
+/* Whether every registration is something this module runs itself: a callable that
+ * is not a then-link (a tuple). Links and device futures take the Python path. */
+static int
+plain(PyObject *reg)
+{
+    return !PyTuple_CheckExact(reg);
+}
+
+static int
+all_plain(PyObject *cbs)
+{
+    if (ISNONE(cbs))
+        return 1;
+    if (!PyList_CheckExact(cbs))
+        return 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cbs); i++)
+        if (!plain(PyList_GET_ITEM(cbs, i)))
+            return 0;
+    return 1;
+}
+
+/* This thread's ThreadState (_trampoline.state()), cached in the thread-state dict;
+ * NULL, with no error set, if it does not exist yet. */
+static PyObject *
+thread_state(void)
+{
+    PyObject *dict = PyThreadState_GetDict();
+    if (dict == NULL)
+        return NULL;
+    PyObject *st = PyDict_GetItemWithError(dict, key_state);
+    if (st != NULL)
+        return Py_NewRef(st);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    st = PyObject_CallNoArgs(py_state);
+    if (st == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (Py_TYPE(st) != &ThreadStateType) { /* not the compiled one: the Python path */
+        Py_DECREF(st);
+        return NULL;
+    }
+    if (PyDict_SetItem(dict, key_state, st) < 0)
+        PyErr_Clear();
+    return st;
+}
+
+/* st.depth = depth (the nesting count is only a limit: a failure to store it is
+ * ignored, the callbacks run anyway). */
+static inline void
+set_depth(PyObject *st, long depth)
+{
+    ((ThreadStateObject *)st)->depth = depth;
+}
+
+/* Run, with the Python drain, what callbacks deferred on this thread's stack above
+ * ``mark``, at the depth the Python drain loop of this completion would have. */
+static void
+run_deferred(PyObject *st, long depth, Py_ssize_t mark, PyObject **interrupt)
+{
+    set_depth(st, depth);
+    PyObject *m = PyLong_FromSsize_t(mark);
+    PyObject *res = m == NULL ? NULL : PyObject_CallFunctionObjArgs(py_drain, st, m, NULL);
+    Py_XDECREF(m);
+    if (res != NULL) {
+        Py_DECREF(res);
+    }
+    else {
+        PyObject *type, *val, *tb;
+        PyErr_Fetch(&type, &val, &tb);
+        PyErr_NormalizeException(&type, &val, &tb);
+        if (val != NULL && tb != NULL)
+            PyException_SetTraceback(val, tb);
+        if (*interrupt == NULL && val != NULL) {
+            *interrupt = val; /* the Python drain raises only interrupts */
+            val = NULL;
+        }
+        Py_XDECREF(type);
+        Py_XDECREF(val);
+        Py_XDECREF(tb);
+    }
+    set_depth(st, depth + 1);
+}
+
+/* Enough C stack and recursion budget to run callbacks here without the Python
+ * path's retry-at-the-limit machinery. */
+static int
+headroom_ok(PyThreadState *ts)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return ts->py_recursion_remaining > 100 && ts->c_recursion_remaining > 100;
+#else
+    return ts->recursion_remaining > 100;
+#endif
+}
+
+/* complete() for a CPU future: publish state/value, wake waiters, run plain
+ * callbacks here. Returns 1 (completed), 0 (already complete), -1 (an exception:
+ * an interrupt a callback raised, after every registration ran), or 2: not
+ * handled, the caller must take the Python path (nothing was changed). */
+/* complete(..., run=False) of a future with registrations (a then-child completed by
+ * the Python drain): publish, and push the registrations as one batch
+ * ``[fut, -1, first, rest, 0, removable]`` on this thread's pending stack, inside the
+ * same critical section, exactly as the Python complete() does; the caller's drain
+ * takes them next. Same results as fast_complete. */
+static int
+fast_hand_over(FutureObject *self, int state, PyObject *value)
+{
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return 2;
+    PyObject *pending = ((ThreadStateObject *)st)->pending;
+    Py_XINCREF(pending);
+    Py_DECREF(st);
+    if (pending == NULL || !PyList_CheckExact(pending)) {
+        Py_XDECREF(pending);
+        return 2;
+    }
+    PyObject *batch = PyList_New(6); /* allocated, and pushed, before the lock */
+    PyObject *minus_one = PyLong_FromLong(-1), *zero = PyLong_FromLong(0);
+    if (batch == NULL || minus_one == NULL || zero == NULL) {
+        Py_XDECREF(batch);
+        Py_XDECREF(minus_one);
+        Py_XDECREF(zero);
+        Py_DECREF(pending);
+        PyErr_Clear();
+        return 2;
+    }
+    Py_INCREF(self);
+    PyList_SET_ITEM(batch, 0, (PyObject *)self);
+    PyList_SET_ITEM(batch, 1, minus_one);
+    PyList_SET_ITEM(batch, 2, Py_NewRef(Py_None));
+    PyList_SET_ITEM(batch, 3, Py_NewRef(Py_None));
+    PyList_SET_ITEM(batch, 4, zero);
+    PyList_SET_ITEM(batch, 5, Py_NewRef(Py_None));
+    /* an empty batch on the stack is harmless (a drain drops it), and nothing runs
+     * on this thread before it is filled in or taken off again below */
+    if (PyList_Append(pending, batch) < 0) {
+        Py_DECREF(batch);
+        Py_DECREF(pending);
+        PyErr_Clear();
+        return 2;
+    }
+    int result = 2;
+    PyObject *old_value = NULL, *waiters = NULL;
+    if (try_lock()) {
+        if (self->state) {
+            result = 0;
+        }
+        else if (!ISNONE(self->cb1) || !ISNONE(self->rm)) {
+            old_value = self->value;
+            Py_INCREF(value);
+            self->value = value;
+            self->state = state;
+            waiters = self->waiters;
+            self->waiters = NULL;
+            /* the batch's None items are immortal in effect: dropping them is no free */
+            Py_DECREF(Py_None);
+            PyList_SET_ITEM(batch, 2, self->cb1 == NULL ? Py_NewRef(Py_None) : self->cb1);
+            Py_DECREF(Py_None);
+            PyList_SET_ITEM(batch, 3, self->cbs == NULL ? Py_NewRef(Py_None) : self->cbs);
+            Py_DECREF(Py_None);
+            PyList_SET_ITEM(batch, 5, self->rm == NULL ? Py_NewRef(Py_None) : self->rm);
+            self->cb1 = self->cbs = self->rm = NULL;
+            result = 1;
+        }
+        unlock();
+    }
+    if (result != 1) { /* not ours to hand over: take the empty batch back off */
+        Py_ssize_t n = PyList_GET_SIZE(pending);
+        if (n > 0 && PyList_GET_ITEM(pending, n - 1) == batch)
+            PyList_SetSlice(pending, n - 1, n, NULL);
+    }
+    Py_DECREF(batch);
+    Py_DECREF(pending);
+    Py_XDECREF(old_value);
+    if (waiters != NULL) {
+        wake(waiters);
+        Py_DECREF(waiters);
+    }
+    return result;
+}
+
+static int
+fast_complete(FutureObject *self, int state, PyObject *value, int run)
+{
+    PyObject *st = NULL, *pending = NULL;
+    long depth = 0;
+    if (!ISNONE(self->dev))
+        return 2;
+    int has_regs = !ISNONE(self->cb1) || !ISNONE(self->rm);
+    if (has_regs && !run)
+        return fast_hand_over(self, state, value);
+    if (has_regs) {
+        if (!ISNONE(self->rm) || !plain(self->cb1) || !all_plain(self->cbs))
+            return 2;
+        if (!headroom_ok(PyThreadState_Get()))
+            return 2;
+        st = thread_state();
+        if (st == NULL)
+            return 2; /* the Python path makes it (and raises what it raises) */
+        pending = ((ThreadStateObject *)st)->pending;
+        if (pending == NULL || !PyList_CheckExact(pending)) {
+            Py_DECREF(st);
+            return 2;
+        }
+        Py_INCREF(pending);
+        depth = ((ThreadStateObject *)st)->depth;
+        /* deep nesting, or leftovers an outermost drain would run first: the
+         * trampoline decides the order */
+        if (depth < 0 || depth >= max_depth || (depth == 0 && PyList_GET_SIZE(pending) != 0)) {
+            Py_DECREF(pending);
+            Py_DECREF(st);
+            return 2;
+        }
+    }
+    if (!try_lock()) {
+        Py_XDECREF(pending);
+        Py_XDECREF(st);
+        return 2;
+    }
+    if (self->state) {
+        unlock();
+        Py_XDECREF(pending);
+        Py_XDECREF(st);
+        return 0;
+    }
+    /* the peek above may be stale: re-check what it decided, under the lock */
+    if (!ISNONE(self->rm) || (!has_regs && !ISNONE(self->cb1)) ||
+        (has_regs && (!plain(self->cb1) || !all_plain(self->cbs)))) {
+        unlock();
+        Py_XDECREF(pending);
+        Py_XDECREF(st);
+        return 2;
+    }
+    PyObject *old_value = self->value;
+    Py_INCREF(value);
+    self->value = value;
+    self->state = state;
+    PyObject *waiters = self->waiters;
+    self->waiters = NULL;
+    PyObject *cb1 = self->cb1;
+    PyObject *cbs = self->cbs;
+    self->cb1 = NULL;
+    self->cbs = NULL;
+    unlock();
+    /* from here on nothing can be lost: the registrations are held here and this
+     * code runs no eval loop of its own, so only the callbacks' own code can raise */
+    Py_XDECREF(old_value);
+    if (waiters != NULL) {
+        wake(waiters);
+        Py_DECREF(waiters);
+    }
+    if (st == NULL)
+        return 1;
+    PyObject *interrupt = NULL;
+    PyObject *fut = (PyObject *)self;
+    set_depth(st, depth + 1);
+    /* Work deferred on this thread's stack by callbacks nested too deep runs as soon
+     * as the callback that deferred it returns, as in the Python drain loop. */
+    Py_ssize_t mark = PyList_GET_SIZE(pending);
+    if (!ISNONE(cb1)) {
+        run_one(fut, cb1, &interrupt);
+        if (PyList_GET_SIZE(pending) > mark)
+            run_deferred(st, depth, mark, &interrupt);
+    }
+    Py_XDECREF(cb1);
+    if (!ISNONE(cbs)) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cbs); i++) {
+            PyObject *reg = PyList_GET_ITEM(cbs, i);
+            Py_INCREF(reg);
+            run_one(fut, reg, &interrupt);
+            Py_DECREF(reg);
+            if (PyList_GET_SIZE(pending) > mark)
+                run_deferred(st, depth, mark, &interrupt);
+        }
+    }
+    Py_XDECREF(cbs);
+    Py_DECREF(pending);
+    set_depth(st, depth);
+    Py_DECREF(st);
+    if (interrupt != NULL) {
+        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(interrupt)), interrupt,
+                      PyException_GetTraceback(interrupt));
+        return -1;
+    }
+    return 1;
+}
+
+/* -- fast paths of the public methods ----------------------------------------------- */
+
+static PyObject *
+Future_c_set_result(FutureObject *self, PyObject *result)
+{
+    if (self->state == PENDING && ISNONE(self->dev)) {
+        int r = fast_complete(self, DONE, result, 1);
+        if (r == 1)
+            Py_RETURN_NONE;
+        if (r == -1)
+            return NULL;
+        /* 0 (already complete) and 2 (not handled): the Python method raises or runs */
+    }
+    return fallback1(py_set_result, (PyObject *)self, result, 1);
+}
+
+static PyObject *
+Future_c_wait(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (self->state == DONE && ISNONE(self->dev) && kwnames == NULL &&
+        (nargs == 0 || (nargs == 1 && args[0] == Py_None))) {
+        Py_INCREF(self->value);
+        return self->value;
+    }
+    return fallback(py_wait, (PyObject *)self, args, nargs, kwnames);
+}
+
+static PyObject *
+Future_c_value(FutureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->state == DONE) {
+        PyObject *v = self->value == NULL ? Py_None : self->value;
+        Py_INCREF(v);
+        return v;
+    }
+    return fallback1(py_value, (PyObject *)self, NULL, 0);
+}
+
+static PyObject *
+Future_c_done(FutureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->state != PENDING);
+}
+
+/* Append ``reg`` to a pending future's FIFO, as _registration.register does (and
+ * mark it observed). 1: done; 0: not done, nothing changed (complete, contended,
+ * out of memory): the caller takes the Python path. */
+static int
+append_reg(FutureObject *self, PyObject *reg)
+{
+    PyObject *fresh = NULL;
+    if (!ISNONE(self->cb1) && ISNONE(self->cbs)) {
+        fresh = PyList_New(1); /* allocated before the lock: no GC under it */
+        if (fresh == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        Py_INCREF(reg);
+        PyList_SET_ITEM(fresh, 0, reg);
+    }
+    if (!try_lock()) {
+        Py_XDECREF(fresh);
+        return 0;
+    }
+    PyObject *old = NULL;
+    int done = 0;
+    if (self->state == PENDING) {
+        if (ISNONE(self->cb1)) {
+            old = self->cb1;
+            Py_INCREF(reg);
+            self->cb1 = reg;
+            done = 1;
+        }
+        else if (ISNONE(self->cbs)) {
+            if (fresh != NULL) {
+                old = self->cbs;
+                self->cbs = fresh;
+                fresh = NULL;
+                done = 1;
+            }
+        }
+        else if (PyList_CheckExact(self->cbs)) {
+            /* may grow the item array (no GC object); MemoryError: Python path */
+            done = PyList_Append(self->cbs, reg) == 0;
+            if (!done)
+                PyErr_Clear();
+        }
+        if (done)
+            self->observed = 1;
+    }
+    unlock();
+    Py_XDECREF(old); /* None, or NULL */
+    Py_XDECREF(fresh);
+    return done;
+}
+
+static PyObject *
+Future_c_add_done_callback(FutureObject *self, PyObject *cb)
+{
+    if (self->state == PENDING && PyCallable_Check(cb) && append_reg(self, cb))
+        Py_RETURN_NONE;
+    return fallback1(py_add_done_callback, (PyObject *)self, cb, 0);
+}
+
+/* then(callback) on a pending CPU future with no executor and no unwrap: a blank
+ * child and the link ``(callback, child, None, None)`` appended to the FIFO. */
+static PyObject *
+Future_c_then(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 1 && kwnames == NULL && self->state == PENDING && ISNONE(self->dev) &&
+        future_type != NULL && PyCallable_Check(args[0])) {
+        PyObject *child = future_type->tp_alloc(future_type, 0);
+        if (child == NULL)
+            return NULL;
+        PyObject *link = PyTuple_Pack(4, args[0], child, Py_None, Py_None);
+        if (link == NULL) {
+            Py_DECREF(child);
+            return NULL;
+        }
+        int done = append_reg(self, link);
+        Py_DECREF(link);
+        if (done)
+            return child;
+        Py_DECREF(child);
+    }
+    return fallback(py_then, (PyObject *)self, args, nargs, kwnames);
+}
+
+static PyMethodDef Future_methods[] = {
+    {"_c_set_result", (PyCFunction)Future_c_set_result, METH_O, "Future.set_result (compiled)."},
+    {"_c_wait", (PyCFunction)(void (*)(void))Future_c_wait, METH_FASTCALL | METH_KEYWORDS,
+     "Future.wait (compiled)."},
+    {"_c_value", (PyCFunction)Future_c_value, METH_NOARGS, "Future.value (compiled)."},
+    {"_c_done", (PyCFunction)Future_c_done, METH_NOARGS, "Future.done (compiled)."},
+    {"_c_add_done_callback", (PyCFunction)Future_c_add_done_callback, METH_O,
+     "Future.add_done_callback (compiled)."},
+    {"_c_then", (PyCFunction)(void (*)(void))Future_c_then, METH_FASTCALL | METH_KEYWORDS,
+     "Future.then (compiled)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Future_members[] = {
+    {"_state", T_INT, offsetof(FutureObject, state), 0, NULL},
+    {"_observed", T_BOOL, offsetof(FutureObject, observed), 0, NULL},
+    {"_value", T_OBJECT, offsetof(FutureObject, value), 0, NULL},
+    {"_cb1", T_OBJECT, offsetof(FutureObject, cb1), 0, NULL},
+    {"_cbs", T_OBJECT, offsetof(FutureObject, cbs), 0, NULL},
+    {"_rm", T_OBJECT, offsetof(FutureObject, rm), 0, NULL},
+    {"_waiters", T_OBJECT, offsetof(FutureObject, waiters), 0, NULL},
+    {"_dev", T_OBJECT, offsetof(FutureObject, dev), 0, NULL},
+    {"_guard", T_OBJECT, offsetof(FutureObject, guard), 0, NULL},
+    {"__weakref__", T_OBJECT, offsetof(FutureObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject FutureType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "futurekit.core._speedups.FutureBase",
+    .tp_basicsize = sizeof(FutureObject),
+    .tp_dealloc = (destructor)Future_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The state every future carries (compiled); see futurekit.Future.",
+    .tp_traverse = (traverseproc)Future_traverse,
+    .tp_clear = (inquiry)Future_clear,
+    .tp_weaklistoffset = offsetof(FutureObject, weakreflist),
+    .tp_methods = Future_methods,
+    .tp_members = Future_members,
+    .tp_init = (initproc)Future_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* complete(fut, state, value, prepared=None, run=True) with the Python signature:
+ * the fast path for CPU futures with plain callbacks, the Python one otherwise. */
+static PyObject *
+mod_complete(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (kwnames == NULL &&
+        (nargs == 3 || (nargs == 4 && args[3] == Py_None) ||
+         (nargs == 5 && args[3] == Py_None && (args[4] == Py_True || args[4] == Py_False))) &&
+        PyObject_TypeCheck(args[0], &FutureType) && PyLong_CheckExact(args[1])) {
+        FutureObject *fut = (FutureObject *)args[0];
+        long state = PyLong_AsLong(args[1]);
+        if (state == DONE && fut->state == PENDING) { /* failures arm a guard: Python */
+            int r = fast_complete(fut, (int)state, args[2], nargs < 5 || args[4] == Py_True);
+            if (r == 1)
+                Py_RETURN_TRUE;
+            if (r == 0)
+                Py_RETURN_FALSE;
+            if (r == -1)
+                return NULL;
+        }
+    }
+    if (py_complete == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "futurekit._speedups is not configured");
+        return NULL;
+    }
+    int extra = bump_if_near_limit();
+    PyObject *res = PyObject_Vectorcall(py_complete, args, (size_t)nargs, kwnames);
+    unbump(extra);
+    return res;
+}
+
+static PyObject *
+mod_configure(PyObject *mod, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"future", "init", "set_result", "wait", "value",
+                             "add_done_callback", "then", "complete", "drain", "report",
+                             "state", "internal", "max_depth", NULL};
+    PyObject *a, *b, *c, *d, *e, *f, *g, *h, *i, *j, *k, *t;
+    int depth;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$O!OOOOOOOOOOOi:configure", kwlist,
+                                     &PyType_Type, &t, &a, &b, &c, &d, &e, &k, &f, &j, &g, &h,
+                                     &i, &depth))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)t, &FutureType)) {
+        PyErr_SetString(PyExc_TypeError, "configure(): future must subclass FutureBase");
+        return NULL;
+    }
+    Py_XSETREF(future_type, (PyTypeObject *)Py_NewRef(t));
+    Py_XSETREF(py_then, Py_NewRef(k));
+    Py_XSETREF(py_init, Py_NewRef(a));
+    Py_XSETREF(py_set_result, Py_NewRef(b));
+    Py_XSETREF(py_wait, Py_NewRef(c));
+    Py_XSETREF(py_value, Py_NewRef(d));
+    Py_XSETREF(py_add_done_callback, Py_NewRef(e));
+    Py_XSETREF(py_complete, Py_NewRef(f));
+    Py_XSETREF(py_drain, Py_NewRef(j));
+    Py_XSETREF(py_report, Py_NewRef(g));
+    Py_XSETREF(py_state, Py_NewRef(h));
+    Py_XSETREF(py_internal, Py_NewRef(i));
+    max_depth = depth;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"complete", (PyCFunction)(void (*)(void))mod_complete, METH_FASTCALL | METH_KEYWORDS,
+     "complete(fut, state, value, prepared=None, run=True) -> bool (compiled fast path)."},
+    {"configure", (PyCFunction)(void (*)(void))mod_configure, METH_VARARGS | METH_KEYWORDS,
+     "Give the accelerator the pure-Python functions it falls back to."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "futurekit.core._speedups",
+    .m_doc = "The optional compiled accelerator of futurekit's core (GIL builds).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (g_lock == NULL) {
+        g_lock = PyThread_allocate_lock();
+        if (g_lock == NULL)
+            return PyErr_NoMemory();
+    }
+    if (PyType_Ready(&LockType) < 0 || PyType_Ready(&FutureType) < 0 ||
+        PyType_Ready(&ThreadStateType) < 0)
+        return NULL;
+    str_release = PyUnicode_InternFromString("release");
+    str_rerun = PyUnicode_InternFromString("rerun");
+    key_state = PyUnicode_InternFromString("futurekit.core._speedups.ThreadState");
+    if (!str_release || !str_rerun || !key_state)
+        return NULL;
+    PyObject *m = PyModule_Create(&speedups_module);
+    if (m == NULL)
+        return NULL;
+    PyObject *lock = PyType_GenericNew(&LockType, NULL, NULL);
+    if (lock == NULL || PyModule_AddObject(m, "lock", lock) < 0 ||
+        PyModule_AddObjectRef(m, "FutureBase", (PyObject *)&FutureType) < 0 ||
+        PyModule_AddObjectRef(m, "Lock", (PyObject *)&LockType) < 0 ||
+        PyModule_AddObjectRef(m, "ThreadState", (PyObject *)&ThreadStateType) < 0) {
+        Py_XDECREF(lock);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,262 @@
+"""The compiled accelerator (``futurekit.core._speedups``) against the pure-Python core.
+
+Every other core test runs with whichever core is loaded; CI runs them once with the
+accelerator and once with ``FUTUREKIT_PURE_PYTHON=1``. This module checks what is
+specific to the accelerator: its fast paths keep the reference semantics (the same
+trace as the pure-Python core, in a subprocess each), and its fallbacks engage.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from futurekit import Future, InvalidStateError
+from futurekit.core import _accelerator, _completion
+
+pytestmark = pytest.mark.timeout(120)
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+compiled = pytest.mark.skipif(_accelerator.speedups is None, reason=_accelerator.status)
+
+# One script, many behaviours: its JSON trace must be the same with both cores.
+SCENARIOS = textwrap.dedent(
+    """
+    import gc, json, logging, sys, threading
+    from futurekit import Future, InvalidStateError, collect_all, wait_all
+    from futurekit.core import _accelerator
+    out = {"status": _accelerator.status}
+    records = []
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage().splitlines()[0])
+    logging.getLogger("futurekit").addHandler(Keep())
+    logging.getLogger("futurekit").propagate = False
+
+    order = []
+    f = Future()
+    f.add_done_callback(lambda x: order.append(("a", x.value())))
+    f.add_done_callback(lambda x: 1 / 0)
+    child = f.then(lambda x: x.wait() * 2)
+    f.add_done_callback(lambda x: order.append(("b", x.done())))
+    f.set_result(21)
+    out["order"] = order
+    out["child"] = child.wait()
+    out["logged"] = records[:]
+    try:
+        f.set_result(1)
+    except InvalidStateError as exc:
+        out["again"] = [type(exc).__name__, str(exc), f.value()]
+    seen = []
+    g = Future()
+    g.add_done_callback(seen.append)
+    g.add_done_callback(lambda x: (_ for _ in ()).throw(KeyboardInterrupt("stop")))
+    g.add_done_callback(seen.append)
+    try:
+        g.set_result(0)
+    except KeyboardInterrupt as exc:
+        out["interrupt"] = [str(exc), len(seen), g.done()]
+    try:
+        Future(1)
+    except TypeError as exc:
+        out["positional"] = str(exc)
+    try:
+        Future().add_done_callback(3)
+    except TypeError as exc:
+        out["not_callable"] = str(exc)
+    try:
+        Future().value()
+    except InvalidStateError as exc:
+        out["early_value"] = str(exc)
+    h = Future()
+    h.__init__()
+    out["reinit"] = [h.done(), h._state, h._cb1]
+    d = Future(devices=None)
+    d.set_result("x")
+    out["devices_none"] = d.wait(None)
+    futs = [Future() for _ in range(50)]
+    all_of = collect_all(futs)
+    for i, x in enumerate(futs):
+        x.set_result(i)
+    out["collect_all"] = [x.value() for x in all_of.wait()]
+    out["wait_all"] = wait_all(futs)
+    n = 3000
+    chain = [Future() for _ in range(n)]
+    for a, b in zip(chain, chain[1:]):
+        a.add_done_callback(lambda x, b=b: b.set_result(x.value() + 1))
+    chain[0].set_result(0)
+    out["deep"] = chain[-1].wait()
+    waited = []
+    w = Future()
+    t = threading.Thread(target=lambda: waited.append(w.wait(timeout=10)))
+    t.start()
+    while not w._waiters:
+        pass
+    w.set_result("woken")
+    t.join(10)
+    out["waiter"] = waited
+    print(json.dumps(out))
+    """
+)
+
+
+def _trace(pure: bool) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop(_accelerator.ENV_VAR, None)
+    if pure:
+        env[_accelerator.ENV_VAR] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-c", SCENARIOS], capture_output=True, text=True, env=env, timeout=90
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_both_cores_give_the_same_trace() -> None:
+    pure, default = _trace(pure=True), _trace(pure=False)
+    assert pure.pop("status").startswith("pure Python")
+    status = default.pop("status")
+    assert pure == default, f"the core loaded by default ({status}) differs from pure Python"
+    assert pure["order"] == [["a", 21], ["b", True]]
+    assert pure["child"] == 42
+    assert pure["interrupt"] == ["stop", 2, True]
+    assert pure["deep"] == 2999
+    assert pure["waiter"] == ["woken"]
+
+
+def test_the_environment_variable_selects_the_pure_core() -> None:
+    assert _trace(pure=True)["status"] == f"pure Python ({_accelerator.ENV_VAR} is set)"
+
+
+@compiled
+def test_the_compiled_core_is_loaded() -> None:
+    assert _accelerator.status == "compiled accelerator"
+    assert type(Future()).__mro__[-2] is _accelerator.speedups.FutureBase
+    assert _completion.lock.__enter__.__self__ is _accelerator.speedups.lock
+
+
+@compiled
+def test_the_lock_behaves_like_a_lock() -> None:
+    lock = _completion.lock
+    assert not lock.locked()
+    assert lock.acquire(blocking=False)
+    assert lock.locked()
+    assert not lock.acquire(blocking=False)
+    lock.release()
+    with pytest.raises(RuntimeError):
+        lock.release()
+    with lock:
+        assert lock.locked()
+    assert not lock.locked()
+
+
+@compiled
+def test_a_fast_path_that_cannot_take_the_lock_waits_for_it() -> None:
+    """Contention: set_result falls back to the Python path, which blocks on the lock."""
+    fut: Future[int] = Future()
+    calls: list[int] = []
+    fut.add_done_callback(lambda f: calls.append(f.value()))
+    lock = _completion.lock
+    assert lock.acquire(blocking=False)
+    worker = threading.Thread(target=fut.set_result, args=(7,))
+    try:
+        worker.start()
+        time.sleep(0.05)
+        assert not fut.done()  # published only under the lock
+    finally:
+        lock.release()
+    worker.join(10)
+    assert fut.done() and calls == [7]
+
+
+@compiled
+def test_fields_are_shared_with_the_python_core() -> None:
+    fut: Future[int] = Future()
+    fields = (fut._state, fut._value, fut._cb1, fut._cbs, fut._observed)
+    assert fields == (0, None, None, None, False)
+    fut.add_done_callback(print)
+    assert fut._cb1 is print and fut._observed is True
+    fut.add_done_callback(repr)
+    assert fut._cbs == [repr]
+    with pytest.raises(TypeError):
+        fut._observed = 1  # type: ignore[assignment]
+
+
+def test_a_callback_error_on_the_fast_path_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    fut: Future[int] = Future()
+    fut.add_done_callback(lambda f: 1 / 0)
+    with caplog.at_level(logging.ERROR, logger="futurekit"):
+        fut.set_result(1)
+    assert any("ZeroDivisionError" in r.getMessage() for r in caplog.records)
+
+
+def test_a_completed_future_in_a_cycle_is_collected() -> None:
+    fut: Future[Any] = Future()
+    fut.add_done_callback(lambda f: None)
+    fut.set_result(fut)  # value -> the future itself
+    ref = weakref.ref(fut)
+    del fut
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_subclass_initialises_through_the_python_init() -> None:
+    class Tagged(Future[int]):
+        def __init__(self, tag: str) -> None:
+            super().__init__(devices=None)
+            self.tag = tag
+
+    t = Tagged("x")
+    t.set_result(3)
+    assert (t.tag, t.wait()) == ("x", 3)
+
+
+def test_set_result_twice_keeps_the_first_value() -> None:
+    fut: Future[int] = Future()
+    fut.set_result(1)
+    with pytest.raises(InvalidStateError):
+        fut.set_result(2)
+    assert fut.wait() == 1
+
+
+def test_many_threads_complete_and_register_with_nothing_lost() -> None:
+    rounds, threads = 400, 8
+    futs: list[Future[int]] = [Future() for _ in range(rounds)]
+    counts = [0] * rounds
+    lock = threading.Lock()
+
+    def bump(f: Future[int]) -> None:
+        with lock:
+            counts[f.value()] += 1
+
+    def register() -> None:
+        for f in futs:
+            f.add_done_callback(bump)
+
+    def complete(part: int) -> None:
+        for i in range(part, rounds, 2):
+            try:
+                futs[i].set_result(i)
+            except InvalidStateError:
+                pass
+
+    workers = [threading.Thread(target=register) for _ in range(threads)]
+    workers += [threading.Thread(target=complete, args=(i % 2,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert counts == [threads] * rounds
