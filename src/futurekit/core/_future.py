@@ -347,14 +347,7 @@ class Future(_GenericBase[T], FutureBase):
                     child._value = callback(self)
                 except BaseException as exc:
                     child._state = PENDING
-                    try:
-                        complete(child, FAILED, link_error(self, exc))
-                    except RecursionError:  # the callback used up the stack: a little more
-                        _setlimit(_getlimit() + HEADROOM)
-                        try:
-                            complete(child, FAILED, link_error(self, exc))
-                        finally:
-                            restore_limit(HEADROOM)
+                    _fail_inline_child(self, child, exc)
                     if not isinstance(exc, Exception):
                         raise  # Ctrl-C and SystemExit are not swallowed
                     return child
@@ -425,6 +418,18 @@ class Future(_GenericBase[T], FutureBase):
         raise RuntimeError("Can not pickle futurekit.Future (futures cannot be copied)")
 
 
+def _fail_inline_child(parent: Future[Any], child: Future[Any], exc: BaseException) -> None:
+    """Fail the child of ``then`` on a completed future whose callback raised ``exc``."""
+    try:
+        complete(child, FAILED, link_error(parent, exc))
+    except RecursionError:  # the callback used up the stack: a little more
+        _setlimit(_getlimit() + HEADROOM)
+        try:
+            complete(child, FAILED, link_error(parent, exc))
+        finally:
+            restore_limit(HEADROOM)
+
+
 def _accelerate() -> None:
     """With the compiled accelerator, put its fast paths in front of the Python methods.
 
@@ -443,6 +448,7 @@ def _accelerate() -> None:
         value=Future.value,
         add_done_callback=Future.add_done_callback,
         then=Future.then,
+        fail_inline_child=_fail_inline_child,
         complete=_completion.py_complete,
         drain=_completion.drain,
         report=_reporting.report_callback_error,

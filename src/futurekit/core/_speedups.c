@@ -150,7 +150,7 @@ static PyTypeObject LockType = {
 
 typedef struct {
     PyObject_HEAD
-    long depth;        /* draining frames of this thread */
+    PyObject *depth;   /* draining frames of this thread (an int) */
     PyObject *pending; /* stack (list) of batches handed to this thread */
 } ThreadStateObject;
 
@@ -164,8 +164,9 @@ ThreadState_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     ThreadStateObject *self = (ThreadStateObject *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
+    self->depth = PyLong_FromLong(0);
     self->pending = PyList_New(0);
-    if (self->pending == NULL) {
+    if (self->pending == NULL || self->depth == NULL) {
         Py_DECREF(self);
         return NULL;
     }
@@ -183,6 +184,7 @@ static int
 ThreadState_clear(ThreadStateObject *self)
 {
     Py_CLEAR(self->pending);
+    Py_CLEAR(self->depth);
     return 0;
 }
 
@@ -195,8 +197,9 @@ ThreadState_dealloc(ThreadStateObject *self)
 }
 
 static PyMemberDef ThreadState_members[] = {
-    {"depth", T_LONG, offsetof(ThreadStateObject, depth), 0, "Draining frames of this thread."},
-    {"pending", T_OBJECT, offsetof(ThreadStateObject, pending), 0,
+    {"depth", T_OBJECT_EX, offsetof(ThreadStateObject, depth), 0,
+     "Draining frames of this thread."},
+    {"pending", T_OBJECT_EX, offsetof(ThreadStateObject, pending), 0,
      "Stack of batches handed to this thread."},
     {NULL, 0, 0, 0, NULL},
 };
@@ -222,6 +225,7 @@ static PyObject *py_wait = NULL;        /* Future.wait (pure Python) */
 static PyObject *py_value = NULL;       /* Future.value (pure Python) */
 static PyObject *py_add_done_callback = NULL;
 static PyObject *py_then = NULL;        /* Future.then (pure Python) */
+static PyObject *py_fail_inline_child = NULL; /* _future._fail_inline_child */
 static PyTypeObject *future_type = NULL; /* futurekit.Future */
 static PyObject *py_complete = NULL;    /* _completion.complete (pure Python) */
 static PyObject *py_drain = NULL;      /* _completion.drain (pure Python) */
@@ -235,10 +239,14 @@ static int max_depth = 24;
 
 /* -- FutureBase --------------------------------------------------------------------- */
 
+/* Every field is an object, never NULL while the future is alive (None when empty):
+ * stored as T_OBJECT_EX members they get the interpreter's specialized slot access,
+ * like the pure-Python core's __slots__. ``state`` holds one of the ints 0..3, which
+ * CPython caches: it is compared by identity. */
 typedef struct {
     PyObject_HEAD
-    int state;
-    char observed;
+    PyObject *state;
+    PyObject *observed;
     PyObject *value;
     PyObject *cb1;
     PyObject *cbs;
@@ -248,6 +256,65 @@ typedef struct {
     PyObject *guard;
     PyObject *weakreflist;
 } FutureObject;
+
+static PyObject *STATES[4]; /* the ints PENDING, DONE, FAILED, CANCELLED */
+static PyTypeObject FutureType;
+
+static inline int
+get_state(FutureObject *f)
+{
+    PyObject *s = f->state;
+    if (s == STATES[PENDING] || s == NULL)
+        return PENDING;
+    if (s == STATES[DONE])
+        return DONE;
+    if (s == STATES[FAILED])
+        return FAILED;
+    if (s == STATES[CANCELLED])
+        return CANCELLED;
+    return -1; /* not one of the four: only the Python path deals with it */
+}
+
+/* Store a state (under the lock): the old one is a cached int, so no object dies. */
+static inline void
+set_state(FutureObject *f, int state)
+{
+    PyObject *old = f->state;
+    f->state = Py_NewRef(STATES[state]);
+    Py_XDECREF(old);
+}
+
+static inline void
+set_observed(FutureObject *f)
+{
+    PyObject *old = f->observed;
+    f->observed = Py_NewRef(Py_True);
+    Py_XDECREF(old);
+}
+
+/* The fields of a blank future (on a fresh, zeroed object). */
+static void
+init_fields(FutureObject *f)
+{
+    f->state = Py_NewRef(STATES[PENDING]);
+    f->observed = Py_NewRef(Py_False);
+    f->value = Py_NewRef(Py_None);
+    f->cb1 = Py_NewRef(Py_None);
+    f->cbs = Py_NewRef(Py_None);
+    f->rm = Py_NewRef(Py_None);
+    f->waiters = Py_NewRef(Py_None);
+    f->dev = Py_NewRef(Py_None);
+    f->guard = Py_NewRef(Py_None);
+}
+
+static PyObject *
+Future_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    FutureObject *self = (FutureObject *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        init_fields(self);
+    return (PyObject *)self;
+}
 
 static int
 Future_traverse(FutureObject *self, visitproc visit, void *arg)
@@ -265,6 +332,8 @@ Future_traverse(FutureObject *self, visitproc visit, void *arg)
 static int
 Future_clear(FutureObject *self)
 {
+    Py_CLEAR(self->state);
+    Py_CLEAR(self->observed);
     Py_CLEAR(self->value);
     Py_CLEAR(self->cb1);
     Py_CLEAR(self->cbs);
@@ -291,11 +360,13 @@ static int
 Future_init(FutureObject *self, PyObject *args, PyObject *kwds)
 {
     if (PyTuple_GET_SIZE(args) == 0 && (kwds == NULL || PyDict_GET_SIZE(kwds) == 0)) {
-        if (self->state || self->value || self->cb1 || self->cbs || self->rm ||
-            self->waiters || self->dev || self->guard) {
-            self->state = PENDING;  /* __init__ called again: as the Python one does */
-            self->observed = 0;
+        if (self->state != STATES[PENDING] || self->observed != Py_False ||
+            self->value != Py_None || self->cb1 != Py_None || self->cbs != Py_None ||
+            self->rm != Py_None || self->waiters != Py_None || self->dev != Py_None ||
+            self->guard != Py_None) {
+            /* __init__ called again: reset every field, as the Python one does */
             Future_clear(self);
+            init_fields(self);
         }
         return 0;
     }
@@ -369,6 +440,21 @@ fallback1(PyObject *fn, PyObject *self, PyObject *arg, int completes)
     }
     int extra = completes ? bump_if_near_limit() : 0;
     PyObject *res = PyObject_Vectorcall(fn, stack, arg == NULL ? 1 : 2, NULL);
+    unbump(extra);
+    return res;
+}
+
+/* fn(self, a, b) for a fallback that completes a future (see fallback1). */
+static PyObject *
+fallback2(PyObject *fn, PyObject *self, PyObject *a, PyObject *b)
+{
+    PyObject *stack[3] = {self, a, b};
+    if (fn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "futurekit._speedups is not configured");
+        return NULL;
+    }
+    int extra = bump_if_near_limit();
+    PyObject *res = PyObject_Vectorcall(fn, stack, 3, NULL);
     unbump(extra);
     return res;
 }
@@ -529,7 +615,25 @@ thread_state(void)
 static inline void
 set_depth(PyObject *st, long depth)
 {
-    ((ThreadStateObject *)st)->depth = depth;
+    ThreadStateObject *ts = (ThreadStateObject *)st;
+    PyObject *d = PyLong_FromLong(depth); /* a cached small int: no allocation */
+    if (d == NULL) {
+        PyErr_Clear(); /* the depth is only a limit: the callbacks run anyway */
+        return;
+    }
+    Py_XSETREF(ts->depth, d);
+}
+
+static inline long
+get_depth(PyObject *st)
+{
+    PyObject *d = ((ThreadStateObject *)st)->depth;
+    if (d == NULL || !PyLong_CheckExact(d))
+        return -1;
+    long v = PyLong_AsLong(d);
+    if (v == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    return v;
 }
 
 /* Run, with the Python drain, what callbacks deferred on this thread's stack above
@@ -623,16 +727,16 @@ fast_hand_over(FutureObject *self, int state, PyObject *value)
     int result = 2;
     PyObject *old_value = NULL, *waiters = NULL;
     if (try_lock()) {
-        if (self->state) {
+        if (get_state(self) != PENDING) {
             result = 0;
         }
         else if (!ISNONE(self->cb1) || !ISNONE(self->rm)) {
             old_value = self->value;
             Py_INCREF(value);
             self->value = value;
-            self->state = state;
+            set_state(self, state);
             waiters = self->waiters;
-            self->waiters = NULL;
+            self->waiters = Py_NewRef(Py_None);
             /* the batch's None items are immortal in effect: dropping them is no free */
             Py_DECREF(Py_None);
             PyList_SET_ITEM(batch, 2, self->cb1 == NULL ? Py_NewRef(Py_None) : self->cb1);
@@ -640,7 +744,9 @@ fast_hand_over(FutureObject *self, int state, PyObject *value)
             PyList_SET_ITEM(batch, 3, self->cbs == NULL ? Py_NewRef(Py_None) : self->cbs);
             Py_DECREF(Py_None);
             PyList_SET_ITEM(batch, 5, self->rm == NULL ? Py_NewRef(Py_None) : self->rm);
-            self->cb1 = self->cbs = self->rm = NULL;
+            self->cb1 = Py_NewRef(Py_None);
+            self->cbs = Py_NewRef(Py_None);
+            self->rm = Py_NewRef(Py_None);
             result = 1;
         }
         unlock();
@@ -653,10 +759,9 @@ fast_hand_over(FutureObject *self, int state, PyObject *value)
     Py_DECREF(batch);
     Py_DECREF(pending);
     Py_XDECREF(old_value);
-    if (waiters != NULL) {
+    if (!ISNONE(waiters))
         wake(waiters);
-        Py_DECREF(waiters);
-    }
+    Py_XDECREF(waiters);
     return result;
 }
 
@@ -684,7 +789,7 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
             return 2;
         }
         Py_INCREF(pending);
-        depth = ((ThreadStateObject *)st)->depth;
+        depth = get_depth(st);
         /* deep nesting, or leftovers an outermost drain would run first: the
          * trampoline decides the order */
         if (depth < 0 || depth >= max_depth || (depth == 0 && PyList_GET_SIZE(pending) != 0)) {
@@ -698,7 +803,7 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
         Py_XDECREF(st);
         return 2;
     }
-    if (self->state) {
+    if (get_state(self) != PENDING) {
         unlock();
         Py_XDECREF(pending);
         Py_XDECREF(st);
@@ -715,21 +820,20 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
     PyObject *old_value = self->value;
     Py_INCREF(value);
     self->value = value;
-    self->state = state;
+    set_state(self, state);
     PyObject *waiters = self->waiters;
-    self->waiters = NULL;
+    self->waiters = Py_NewRef(Py_None);
     PyObject *cb1 = self->cb1;
     PyObject *cbs = self->cbs;
-    self->cb1 = NULL;
-    self->cbs = NULL;
+    self->cb1 = Py_NewRef(Py_None);
+    self->cbs = Py_NewRef(Py_None);
     unlock();
     /* from here on nothing can be lost: the registrations are held here and this
      * code runs no eval loop of its own, so only the callbacks' own code can raise */
     Py_XDECREF(old_value);
-    if (waiters != NULL) {
+    if (!ISNONE(waiters))
         wake(waiters);
-        Py_DECREF(waiters);
-    }
+    Py_XDECREF(waiters);
     if (st == NULL)
         return 1;
     PyObject *interrupt = NULL;
@@ -771,7 +875,7 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
 static PyObject *
 Future_c_set_result(FutureObject *self, PyObject *result)
 {
-    if (self->state == PENDING && ISNONE(self->dev)) {
+    if (get_state(self) == PENDING && ISNONE(self->dev)) {
         int r = fast_complete(self, DONE, result, 1);
         if (r == 1)
             Py_RETURN_NONE;
@@ -785,7 +889,7 @@ Future_c_set_result(FutureObject *self, PyObject *result)
 static PyObject *
 Future_c_wait(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (self->state == DONE && ISNONE(self->dev) && kwnames == NULL &&
+    if (self->state == STATES[DONE] && ISNONE(self->dev) && kwnames == NULL &&
         (nargs == 0 || (nargs == 1 && args[0] == Py_None))) {
         Py_INCREF(self->value);
         return self->value;
@@ -796,7 +900,7 @@ Future_c_wait(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
 static PyObject *
 Future_c_value(FutureObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->state == DONE) {
+    if (self->state == STATES[DONE]) {
         PyObject *v = self->value == NULL ? Py_None : self->value;
         Py_INCREF(v);
         return v;
@@ -807,7 +911,7 @@ Future_c_value(FutureObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Future_c_done(FutureObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(self->state != PENDING);
+    return PyBool_FromLong(get_state(self) != PENDING);
 }
 
 /* Append ``reg`` to a pending future's FIFO, as _registration.register does (and
@@ -832,7 +936,7 @@ append_reg(FutureObject *self, PyObject *reg)
     }
     PyObject *old = NULL;
     int done = 0;
-    if (self->state == PENDING) {
+    if (self->state == STATES[PENDING]) {
         if (ISNONE(self->cb1)) {
             old = self->cb1;
             Py_INCREF(reg);
@@ -854,7 +958,7 @@ append_reg(FutureObject *self, PyObject *reg)
                 PyErr_Clear();
         }
         if (done)
-            self->observed = 1;
+            set_observed(self);
     }
     unlock();
     Py_XDECREF(old); /* None, or NULL */
@@ -865,7 +969,7 @@ append_reg(FutureObject *self, PyObject *reg)
 static PyObject *
 Future_c_add_done_callback(FutureObject *self, PyObject *cb)
 {
-    if (self->state == PENDING && PyCallable_Check(cb) && append_reg(self, cb))
+    if (self->state == STATES[PENDING] && PyCallable_Check(cb) && append_reg(self, cb))
         Py_RETURN_NONE;
     return fallback1(py_add_done_callback, (PyObject *)self, cb, 0);
 }
@@ -875,11 +979,12 @@ Future_c_add_done_callback(FutureObject *self, PyObject *cb)
 static PyObject *
 Future_c_then(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs == 1 && kwnames == NULL && self->state == PENDING && ISNONE(self->dev) &&
+    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] && ISNONE(self->dev) &&
         future_type != NULL && PyCallable_Check(args[0])) {
         PyObject *child = future_type->tp_alloc(future_type, 0);
         if (child == NULL)
             return NULL;
+        init_fields((FutureObject *)child);
         PyObject *link = PyTuple_Pack(4, args[0], child, Py_None, Py_None);
         if (link == NULL) {
             Py_DECREF(child);
@@ -891,7 +996,80 @@ Future_c_then(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
             return child;
         Py_DECREF(child);
     }
+    else if (nargs == 1 && kwnames == NULL && self->state == STATES[DONE] &&
+             ISNONE(self->dev) && future_type != NULL && PyCallable_Check(args[0])) {
+        /* a completed CPU parent, an inline callback: nobody else can see the child
+         * yet, so it is filled in directly (as the Python then() does) */
+        PyObject *child = future_type->tp_alloc(future_type, 0);
+        if (child == NULL)
+            return NULL;
+        init_fields((FutureObject *)child);
+        set_observed(self);
+        PyObject *v = PyObject_CallOneArg(args[0], (PyObject *)self);
+        if (v != NULL) {
+            FutureObject *c = (FutureObject *)child;
+            Py_SETREF(c->value, v);
+            set_state(c, DONE);
+            return child;
+        }
+        PyObject *type, *val, *tb;
+        PyErr_Fetch(&type, &val, &tb);
+        PyErr_NormalizeException(&type, &val, &tb);
+        if (val != NULL && tb != NULL)
+            PyException_SetTraceback(val, tb);
+        PyObject *r = val == NULL ? NULL : fallback2(py_fail_inline_child, (PyObject *)self,
+                                                     child, val);
+        if (r == NULL) { /* failing the child failed: that error wins, as in Python */
+            Py_XDECREF(type);
+            Py_XDECREF(val);
+            Py_XDECREF(tb);
+            Py_DECREF(child);
+            return NULL;
+        }
+        Py_DECREF(r);
+        if (!PyObject_TypeCheck(val, (PyTypeObject *)PyExc_Exception)) {
+            PyErr_Restore(type, val, tb); /* Ctrl-C and SystemExit are not swallowed */
+            Py_DECREF(child);
+            return NULL;
+        }
+        Py_XDECREF(type);
+        Py_XDECREF(val);
+        Py_XDECREF(tb);
+        return child;
+    }
     return fallback(py_then, (PyObject *)self, args, nargs, kwnames);
+}
+
+/* register_each(futures, reg): append ``reg`` to every pending input (one short lock
+ * hold each, as collect_all does); returns the inputs left to the Python register()
+ * (complete ones, contended ones, anything not a compiled future). */
+static PyObject *
+mod_register_each(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "register_each(futures: list, reg)");
+        return NULL;
+    }
+    PyObject *futs = args[0], *reg = args[1];
+    PyObject *rest = PyList_New(0);
+    if (rest == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(futs); i++) {
+        PyObject *f = PyList_GET_ITEM(futs, i);
+        if (PyObject_TypeCheck(f, &FutureType) &&
+            ((FutureObject *)f)->state == STATES[PENDING]) {
+            Py_INCREF(f);
+            int done = append_reg((FutureObject *)f, reg);
+            Py_DECREF(f);
+            if (done)
+                continue;
+        }
+        if (PyList_Append(rest, f) < 0) {
+            Py_DECREF(rest);
+            return NULL;
+        }
+    }
+    return rest;
 }
 
 static PyMethodDef Future_methods[] = {
@@ -908,15 +1086,15 @@ static PyMethodDef Future_methods[] = {
 };
 
 static PyMemberDef Future_members[] = {
-    {"_state", T_INT, offsetof(FutureObject, state), 0, NULL},
-    {"_observed", T_BOOL, offsetof(FutureObject, observed), 0, NULL},
-    {"_value", T_OBJECT, offsetof(FutureObject, value), 0, NULL},
-    {"_cb1", T_OBJECT, offsetof(FutureObject, cb1), 0, NULL},
-    {"_cbs", T_OBJECT, offsetof(FutureObject, cbs), 0, NULL},
-    {"_rm", T_OBJECT, offsetof(FutureObject, rm), 0, NULL},
-    {"_waiters", T_OBJECT, offsetof(FutureObject, waiters), 0, NULL},
-    {"_dev", T_OBJECT, offsetof(FutureObject, dev), 0, NULL},
-    {"_guard", T_OBJECT, offsetof(FutureObject, guard), 0, NULL},
+    {"_state", T_OBJECT_EX, offsetof(FutureObject, state), 0, NULL},
+    {"_observed", T_OBJECT_EX, offsetof(FutureObject, observed), 0, NULL},
+    {"_value", T_OBJECT_EX, offsetof(FutureObject, value), 0, NULL},
+    {"_cb1", T_OBJECT_EX, offsetof(FutureObject, cb1), 0, NULL},
+    {"_cbs", T_OBJECT_EX, offsetof(FutureObject, cbs), 0, NULL},
+    {"_rm", T_OBJECT_EX, offsetof(FutureObject, rm), 0, NULL},
+    {"_waiters", T_OBJECT_EX, offsetof(FutureObject, waiters), 0, NULL},
+    {"_dev", T_OBJECT_EX, offsetof(FutureObject, dev), 0, NULL},
+    {"_guard", T_OBJECT_EX, offsetof(FutureObject, guard), 0, NULL},
     {"__weakref__", T_OBJECT, offsetof(FutureObject, weakreflist), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
@@ -934,7 +1112,7 @@ static PyTypeObject FutureType = {
     .tp_methods = Future_methods,
     .tp_members = Future_members,
     .tp_init = (initproc)Future_init,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Future_new,
 };
 
 /* complete(fut, state, value, prepared=None, run=True) with the Python signature:
@@ -948,7 +1126,7 @@ mod_complete(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         PyObject_TypeCheck(args[0], &FutureType) && PyLong_CheckExact(args[1])) {
         FutureObject *fut = (FutureObject *)args[0];
         long state = PyLong_AsLong(args[1]);
-        if (state == DONE && fut->state == PENDING) { /* failures arm a guard: Python */
+        if (state == DONE && fut->state == STATES[PENDING]) { /* failures arm a guard: Python */
             int r = fast_complete(fut, (int)state, args[2], nargs < 5 || args[4] == Py_True);
             if (r == 1)
                 Py_RETURN_TRUE;
@@ -972,14 +1150,15 @@ static PyObject *
 mod_configure(PyObject *mod, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"future", "init", "set_result", "wait", "value",
-                             "add_done_callback", "then", "complete", "drain", "report",
-                             "state", "internal", "max_depth", NULL};
-    PyObject *a, *b, *c, *d, *e, *f, *g, *h, *i, *j, *k, *t;
+                             "add_done_callback", "then", "fail_inline_child", "complete",
+                             "drain", "report", "state", "internal", "max_depth", NULL};
+    PyObject *a, *b, *c, *d, *e, *f, *g, *h, *i, *j, *k, *l, *t;
     int depth;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$O!OOOOOOOOOOOi:configure", kwlist,
-                                     &PyType_Type, &t, &a, &b, &c, &d, &e, &k, &f, &j, &g, &h,
-                                     &i, &depth))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$O!OOOOOOOOOOOOi:configure", kwlist,
+                                     &PyType_Type, &t, &a, &b, &c, &d, &e, &k, &l, &f, &j, &g,
+                                     &h, &i, &depth))
         return NULL;
+    Py_XSETREF(py_fail_inline_child, Py_NewRef(l));
     if (!PyType_IsSubtype((PyTypeObject *)t, &FutureType)) {
         PyErr_SetString(PyExc_TypeError, "configure(): future must subclass FutureBase");
         return NULL;
@@ -1003,6 +1182,8 @@ mod_configure(PyObject *mod, PyObject *args, PyObject *kwds)
 static PyMethodDef module_methods[] = {
     {"complete", (PyCFunction)(void (*)(void))mod_complete, METH_FASTCALL | METH_KEYWORDS,
      "complete(fut, state, value, prepared=None, run=True) -> bool (compiled fast path)."},
+    {"register_each", (PyCFunction)(void (*)(void))mod_register_each, METH_FASTCALL,
+     "register_each(futures, reg) -> list of the inputs left to register()."},
     {"configure", (PyCFunction)(void (*)(void))mod_configure, METH_VARARGS | METH_KEYWORDS,
      "Give the accelerator the pure-Python functions it falls back to."},
     {NULL, NULL, 0, NULL},
@@ -1023,6 +1204,11 @@ PyInit__speedups(void)
         g_lock = PyThread_allocate_lock();
         if (g_lock == NULL)
             return PyErr_NoMemory();
+    }
+    for (int i = 0; i < 4; i++) {
+        STATES[i] = PyLong_FromLong(i);
+        if (STATES[i] == NULL)
+            return NULL;
     }
     if (PyType_Ready(&LockType) < 0 || PyType_Ready(&FutureType) < 0 ||
         PyType_Ready(&ThreadStateType) < 0)
