@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from futurekit import Future, InvalidStateError
+from futurekit import Future, InvalidStateError, TimeoutError
 from futurekit.core import _accelerator, _completion
 
 pytestmark = pytest.mark.timeout(120)
@@ -260,3 +260,102 @@ def test_many_threads_complete_and_register_with_nothing_lost() -> None:
     for w in workers:
         w.join(60)
     assert counts == [threads] * rounds
+
+
+# -- blocking wait() (the compiled accelerator's futex waiter on Linux) ------------------
+
+
+def test_a_timed_out_wait_leaves_no_waiter_and_the_future_usable() -> None:
+    fut: Future[int] = Future()
+    with pytest.raises(TimeoutError, match=r"within 0\.05 seconds"):
+        fut.wait(timeout=0.05)
+    assert not fut._waiters  # the waiter was taken back
+    fut.set_result(5)
+    assert fut.wait(timeout=1) == 5
+
+
+def test_every_waiting_thread_wakes_with_the_value_or_the_error() -> None:
+    for outcome in ("value", "error", "cancel"):
+        fut: Future[int] = Future()
+        got: list[object] = []
+
+        def wait(fut: Future[int] = fut, got: list[object] = got) -> None:
+            try:
+                got.append(fut.wait(timeout=30))
+            except Exception as exc:
+                got.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=wait) for _ in range(8)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(fut._waiters or ()) < 8 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if outcome == "value":
+            fut.set_result(1)  # the compiled completion wakes them
+        elif outcome == "error":
+            fut.set_exception(ValueError("x"))  # the Python completion wakes them
+        else:
+            fut.cancel()
+        for t in threads:
+            t.join(30)
+        expected = {"value": 1, "error": "ValueError", "cancel": "CancelledError"}[outcome]
+        assert got == [expected] * 8, (outcome, got)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("how", ["signal to the thread", "interrupt_main"])
+def test_ctrl_c_interrupts_a_blocked_wait(how: str) -> None:
+    import _thread
+    import signal
+
+    fut: Future[int] = Future()
+    main = threading.get_ident()
+
+    def interrupt() -> None:
+        time.sleep(0.2)
+        if how == "interrupt_main":  # no signal: found at the next one-second re-check
+            _thread.interrupt_main()
+        else:
+            signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        fut.wait(timeout=20)
+    assert time.monotonic() - start < 5
+    assert not fut._waiters  # taken back: the future is usable
+    fut.set_result(3)
+    assert fut.wait() == 3
+
+
+def test_the_spin_setting_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from futurekit.core import _waiting
+
+    monkeypatch.setenv(_waiting.SPIN_ENV_VAR, "0")
+    assert _waiting.spin_us() == 0
+    monkeypatch.setenv(_waiting.SPIN_ENV_VAR, "7.5")
+    assert _waiting.spin_us() == 7.5
+    for bad in ("fast", "-1", "nan", "1e9"):
+        monkeypatch.setenv(_waiting.SPIN_ENV_VAR, bad)
+        with pytest.warns(RuntimeWarning, match=_waiting.SPIN_ENV_VAR):
+            assert _waiting.spin_us() == 20.0
+
+
+def test_a_ping_pong_between_threads_loses_no_wake_up() -> None:
+    n = 3000
+    a: list[Future[int]] = [Future() for _ in range(n)]
+    b: list[Future[int]] = [Future() for _ in range(n)]
+
+    def other() -> None:
+        for i in range(n):
+            b[i].set_result(a[i].wait(timeout=30) + 1)
+
+    t = threading.Thread(target=other)
+    t.start()
+    total = 0
+    for i in range(n):
+        a[i].set_result(i)
+        total += b[i].wait(timeout=30)
+    t.join(30)
+    assert total == sum(range(1, n + 1))

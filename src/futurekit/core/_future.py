@@ -207,7 +207,7 @@ class Future(_GenericBase[T], FutureBase):
             timeout = check_timeout(timeout)
         if not self._state:
             if not block(self, timeout):
-                raise TimeoutError(f"Future did not complete within {timeout} seconds")
+                _timed_out(timeout)  # type: ignore[arg-type]
         else:  # callbacks an interrupt left on this thread run first
             drain_leftovers()
         if late_limit[1]:
@@ -430,6 +430,10 @@ def _fail_inline_child(parent: Future[Any], child: Future[Any], exc: BaseExcepti
             restore_limit(HEADROOM)
 
 
+def _timed_out(timeout: float) -> NoReturn:
+    raise TimeoutError(f"Future did not complete within {timeout} seconds")
+
+
 def _accelerate() -> None:
     """With the compiled accelerator, put its fast paths in front of the Python methods.
 
@@ -438,7 +442,7 @@ def _accelerate() -> None:
     """
     if speedups is None:
         return
-    from . import _completion, _reporting, _trampoline
+    from . import _completion, _reporting, _trampoline, _waiting
 
     speedups.configure(
         future=Future,
@@ -454,7 +458,9 @@ def _accelerate() -> None:
         report=_reporting.report_callback_error,
         state=_trampoline.state,
         internal=InternalCallback,
+        timed_out=_timed_out,
         max_depth=_trampoline.MAX_INLINE_DEPTH,
+        spin_us=_waiting.spin_us(),
     )
     delattr(Future, "__init__")  # FutureBase's C __init__ calls the Python one with arguments
     for name in ("set_result", "wait", "value", "done", "add_done_callback", "then"):

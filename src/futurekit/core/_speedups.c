@@ -30,6 +30,26 @@
 #include <structmember.h>
 #include <pythread.h>
 
+#ifdef __linux__
+#define FK_FUTEX 1
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+#endif
+
 #ifdef Py_GIL_DISABLED
 #error "futurekit's accelerator supports GIL builds only; the pure-Python core is used"
 #endif
@@ -217,6 +237,142 @@ static PyTypeObject ThreadStateType = {
     .tp_new = ThreadState_new,
 };
 
+/* -- Waiter: one blocked wait() (Linux: a futex word) --------------------------------
+ *
+ * Why not a threading.Lock: its release() posts the semaphore with the GIL held, so on
+ * the same CPU the woken thread wakes, finds the GIL taken and sleeps again (two
+ * wake-ups per hand-off); across CPUs every blocking wake-up costs an inter-processor
+ * interrupt. This waiter is woken with the GIL released around the syscall (torch's
+ * order), and the waiting thread first spins (GIL released, a sched_yield() every 32
+ * polls, so a waker on the same CPU is never starved) for up to ``spin_ns``, then
+ * sleeps on the futex. Measurements: benchmarks/crossthread/REPORT.md.
+ *
+ * The word: 0 idle, 1 woken, 2 a sleeper announced itself (the waker then calls
+ * FUTEX_WAKE). Python's complete() wakes waiters with ``release()``, which this type
+ * provides too. */
+
+#ifdef FK_FUTEX
+typedef struct {
+    PyObject_HEAD
+    _Atomic uint32_t word;
+} WaiterObject;
+
+static int64_t spin_ns = 20000; /* configure(spin_us=...) */
+static int many_cpus = 0;
+
+static inline int64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Wake a waiter (with or without the GIL: the syscall is made without it). */
+static void
+waiter_wake(WaiterObject *w)
+{
+    uint32_t old = atomic_exchange_explicit(&w->word, 1, memory_order_acq_rel);
+    if (old == 2) {
+        Py_BEGIN_ALLOW_THREADS
+        syscall(SYS_futex, (uint32_t *)&w->word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+static PyObject *
+Waiter_release(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    waiter_wake((WaiterObject *)self);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Waiter_methods[] = {
+    {"release", Waiter_release, METH_NOARGS, "Wake the waiting thread (idempotent)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject WaiterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "futurekit.core._speedups.Waiter",
+    .tp_basicsize = sizeof(WaiterObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One blocked wait(): a futex word, woken without the GIL.",
+    .tp_methods = Waiter_methods,
+    .tp_new = PyType_GenericNew,
+};
+
+/* Sleep until woken, ``*state_word`` (a future's state pointer) leaves ``pending``,
+ * ``deadline`` (monotonic ns, -1: none) passes, or a signal arrives; in slices of at
+ * most one second. Returns 1 woken, 0 timed out, -1 with the signal handler's
+ * exception set (KeyboardInterrupt). Called with the GIL; releases it. */
+static int
+waiter_block(WaiterObject *w, PyObject *volatile *state_word, PyObject *pending,
+             int64_t deadline)
+{
+    int first = 1;
+    for (;;) {
+        int woken = 0, interrupted = 0;
+        int64_t slice_end = now_ns() + 1000000000LL;
+        if (deadline >= 0 && deadline < slice_end)
+            slice_end = deadline;
+        Py_BEGIN_ALLOW_THREADS
+        if (first && spin_ns > 0 && many_cpus) {
+            int64_t spin_end = now_ns() + spin_ns;
+            if (spin_end > slice_end)
+                spin_end = slice_end;
+            for (unsigned i = 1;; i++) {
+                if (atomic_load_explicit(&w->word, memory_order_acquire) == 1) {
+                    woken = 1;
+                    break;
+                }
+                CPU_RELAX();
+                if ((i & 31) == 0) {
+                    sched_yield(); /* a runnable waker on this CPU goes first */
+                    if (now_ns() >= spin_end)
+                        break;
+                }
+            }
+        }
+        while (!woken) {
+            uint32_t expected = 0;
+            if (!atomic_compare_exchange_strong(&w->word, &expected, 2) && expected == 1) {
+                woken = 1;
+                break;
+            }
+            struct timespec ts = {(time_t)(slice_end / 1000000000LL),
+                                  (long)(slice_end % 1000000000LL)};
+            long rc = syscall(SYS_futex, (uint32_t *)&w->word, FUTEX_WAIT_BITSET_PRIVATE, 2,
+                              &ts, NULL, FUTEX_BITSET_MATCH_ANY);
+            if (atomic_load_explicit(&w->word, memory_order_acquire) == 1) {
+                woken = 1;
+                break;
+            }
+            if (rc == -1 && errno == EINTR) {
+                interrupted = 1;
+                break;
+            }
+            if (rc == -1 && errno == ETIMEDOUT)
+                break;
+            if (now_ns() >= slice_end)
+                break;
+        }
+        Py_END_ALLOW_THREADS
+        first = 0;
+        if (woken)
+            return 1;
+        if (interrupted && PyErr_CheckSignals() < 0)
+            return -1;
+        if (*state_word != pending) /* completed, and not woken: re-checked every slice */
+            return 1;
+        if (deadline >= 0 && now_ns() >= deadline)
+            return 0;
+        if (!interrupted && PyErr_CheckSignals() < 0) /* a signal another thread took */
+            return -1;
+    }
+}
+#endif /* FK_FUTEX */
+
 /* -- the Python side: fallbacks and helpers, set by configure() ------------------- */
 
 static PyObject *py_init = NULL;        /* Future.__init__ (pure Python) */
@@ -226,6 +382,7 @@ static PyObject *py_value = NULL;       /* Future.value (pure Python) */
 static PyObject *py_add_done_callback = NULL;
 static PyObject *py_then = NULL;        /* Future.then (pure Python) */
 static PyObject *py_fail_inline_child = NULL; /* _future._fail_inline_child */
+static PyObject *py_timed_out = NULL;   /* raises futurekit.TimeoutError for wait() */
 static PyTypeObject *future_type = NULL; /* futurekit.Future */
 static PyObject *py_complete = NULL;    /* _completion.complete (pure Python) */
 static PyObject *py_drain = NULL;      /* _completion.drain (pure Python) */
@@ -397,11 +554,15 @@ static inline int
 recursion_left(void)
 {
     PyThreadState *ts = PyThreadState_Get();
-#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030E0000
+    return ts->py_recursion_remaining;
+#elif PY_VERSION_HEX >= 0x030C0000
     return ts->py_recursion_remaining < ts->c_recursion_remaining ? ts->py_recursion_remaining
                                                                   : ts->c_recursion_remaining;
-#else
+#elif PY_VERSION_HEX >= 0x030B0000
     return ts->recursion_remaining;
+#else /* 3.10 */
+    return Py_GetRecursionLimit() - ts->recursion_depth;
 #endif
 }
 
@@ -492,6 +653,12 @@ wake(PyObject *waiters)
     if (!PyDict_Check(waiters))
         return 0;
     while (PyDict_Next(waiters, &pos, &key, &waiter)) {
+#ifdef FK_FUTEX
+        if (Py_TYPE(waiter) == &WaiterType) {
+            waiter_wake((WaiterObject *)waiter); /* the dict is ours: detached from the future */
+            continue;
+        }
+#endif
         Py_INCREF(waiter);
         PyObject *res = PyObject_CallMethodNoArgs(waiter, str_release);
         Py_DECREF(waiter);
@@ -670,10 +837,14 @@ run_deferred(PyObject *st, long depth, Py_ssize_t mark, PyObject **interrupt)
 static int
 headroom_ok(PyThreadState *ts)
 {
-#if PY_VERSION_HEX >= 0x030C0000
+#if PY_VERSION_HEX >= 0x030E0000 /* 3.14: the C stack is guarded by address, not count */
+    return ts->py_recursion_remaining > 100;
+#elif PY_VERSION_HEX >= 0x030C0000
     return ts->py_recursion_remaining > 100 && ts->c_recursion_remaining > 100;
-#else
+#elif PY_VERSION_HEX >= 0x030B0000
     return ts->recursion_remaining > 100;
+#else /* 3.10 */
+    return Py_GetRecursionLimit() - ts->recursion_depth > 100;
 #endif
 }
 
@@ -886,13 +1057,128 @@ Future_c_set_result(FutureObject *self, PyObject *result)
     return fallback1(py_set_result, (PyObject *)self, result, 1);
 }
 
+#ifdef FK_FUTEX
+static int not_handled_marker;
+#define NOT_HANDLED ((PyObject *)&not_handled_marker)
+
+/* wait() on a pending CPU future, blocking on a Waiter. Returns the value, NULL with
+ * an error (the future's, a timeout, an interrupt), or NOT_HANDLED: the Python wait()
+ * (a timeout to validate, a poll, leftovers on this thread's stack, ...). */
+static PyObject *
+block_wait(FutureObject *self, PyObject *timeout)
+{
+    int64_t deadline = -1;
+    double seconds = 0;
+    if (timeout != NULL && timeout != Py_None) {
+        if (PyFloat_CheckExact(timeout)) {
+            seconds = PyFloat_AS_DOUBLE(timeout);
+        }
+        else if (PyLong_CheckExact(timeout)) {
+            seconds = PyLong_AsDouble(timeout);
+            if (seconds == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return NOT_HANDLED;
+            }
+        }
+        else {
+            return NOT_HANDLED;
+        }
+        if (!(seconds > 0) || seconds > 1e9) /* a poll, NaN, negative, huge: Python */
+            return NOT_HANDLED;
+        deadline = now_ns() + (int64_t)(seconds * 1e9);
+    }
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NOT_HANDLED;
+    PyObject *pending = ((ThreadStateObject *)st)->pending;
+    int leftovers = pending == NULL || !PyList_CheckExact(pending) || PyList_GET_SIZE(pending);
+    Py_DECREF(st);
+    if (leftovers) /* work an interrupt left on this thread runs first: Python */
+        return NOT_HANDLED;
+    /* allocate before the lock: the waiter, its key, a dict for it */
+    WaiterObject *w = PyObject_New(WaiterObject, &WaiterType);
+    if (w == NULL)
+        return NULL;
+    atomic_init(&w->word, 0);
+    PyObject *key = PyLong_FromVoidPtr(w);
+    PyObject *fresh = PyDict_New();
+    if (key == NULL || fresh == NULL || PyDict_SetItem(fresh, key, (PyObject *)w) < 0) {
+        Py_XDECREF(key);
+        Py_XDECREF(fresh);
+        Py_DECREF(w);
+        return NULL;
+    }
+    int registered = 0, complete_now = 0;
+    PyObject *old = NULL;
+    lock_blocking();
+    if (get_state(self) != PENDING) {
+        complete_now = 1;
+    }
+    else if (ISNONE(self->waiters)) {
+        old = self->waiters;
+        self->waiters = fresh;
+        fresh = NULL;
+        registered = 1;
+    }
+    else if (PyDict_CheckExact(self->waiters)) {
+        /* an int key: no Python code; growing the table allocates no GC object */
+        registered = PyDict_SetItem(self->waiters, key, (PyObject *)w) == 0;
+    }
+    unlock();
+    Py_XDECREF(old);
+    Py_XDECREF(fresh);
+    int r = 1;
+    if (registered) {
+        r = waiter_block(w, &self->state, STATES[PENDING], deadline);
+        if (r != 1) { /* timed out or interrupted: take the waiter back */
+            PyObject *type, *val, *tb;
+            PyErr_Fetch(&type, &val, &tb);
+            lock_blocking();
+            if (PyDict_CheckExact(self->waiters) && PyDict_Contains(self->waiters, key) == 1)
+                PyDict_DelItem(self->waiters, key); /* we hold both: nothing dies here */
+            unlock();
+            PyErr_Restore(type, val, tb);
+        }
+    }
+    Py_DECREF(key);
+    Py_DECREF(w);
+    if (!registered && !complete_now) {
+        PyErr_Clear();
+        return NOT_HANDLED;
+    }
+    if (r < 0)
+        return NULL;
+    if (r == 0) {
+        PyObject *secs = PyFloat_FromDouble(seconds);
+        if (secs != NULL) {
+            PyObject *res = PyObject_CallOneArg(py_timed_out, secs); /* raises */
+            Py_XDECREF(res);
+            Py_DECREF(secs);
+        }
+        return NULL;
+    }
+    if (self->state == STATES[DONE] && ISNONE(self->dev))
+        return Py_NewRef(self->value);
+    return NOT_HANDLED; /* failed or cancelled: the Python wait() raises the error */
+}
+#endif
+
 static PyObject *
 Future_c_wait(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (self->state == STATES[DONE] && ISNONE(self->dev) && kwnames == NULL &&
-        (nargs == 0 || (nargs == 1 && args[0] == Py_None))) {
-        Py_INCREF(self->value);
-        return self->value;
+    if (kwnames == NULL && nargs <= 1 && ISNONE(self->dev)) {
+        PyObject *timeout = nargs ? args[0] : Py_None;
+        if (self->state == STATES[DONE] && timeout == Py_None)
+            return Py_NewRef(self->value);
+#ifdef FK_FUTEX
+        if (self->state == STATES[PENDING] && py_timed_out != NULL) {
+            PyObject *res = block_wait(self, timeout);
+            if (res != NOT_HANDLED)
+                return res;
+            if (self->state != STATES[PENDING]) /* completed: no timeout applies now */
+                return fallback(py_wait, (PyObject *)self, args, 0, NULL);
+        }
+#endif
     }
     return fallback(py_wait, (PyObject *)self, args, nargs, kwnames);
 }
@@ -1151,13 +1437,19 @@ mod_configure(PyObject *mod, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"future", "init", "set_result", "wait", "value",
                              "add_done_callback", "then", "fail_inline_child", "complete",
-                             "drain", "report", "state", "internal", "max_depth", NULL};
-    PyObject *a, *b, *c, *d, *e, *f, *g, *h, *i, *j, *k, *l, *t;
+                             "drain", "report", "state", "internal", "timed_out",
+                             "max_depth", "spin_us", NULL};
+    PyObject *a, *b, *c, *d, *e, *f, *g, *h, *i, *j, *k, *l, *m, *t;
     int depth;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$O!OOOOOOOOOOOOi:configure", kwlist,
+    double spin_us;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$O!OOOOOOOOOOOOOid:configure", kwlist,
                                      &PyType_Type, &t, &a, &b, &c, &d, &e, &k, &l, &f, &j, &g,
-                                     &h, &i, &depth))
+                                     &h, &i, &m, &depth, &spin_us))
         return NULL;
+    Py_XSETREF(py_timed_out, Py_NewRef(m));
+#ifdef FK_FUTEX
+    spin_ns = spin_us > 0 ? (int64_t)(spin_us * 1000) : 0;
+#endif
     Py_XSETREF(py_fail_inline_child, Py_NewRef(l));
     if (!PyType_IsSubtype((PyTypeObject *)t, &FutureType)) {
         PyErr_SetString(PyExc_TypeError, "configure(): future must subclass FutureBase");
@@ -1210,6 +1502,11 @@ PyInit__speedups(void)
         if (STATES[i] == NULL)
             return NULL;
     }
+#ifdef FK_FUTEX
+    if (PyType_Ready(&WaiterType) < 0)
+        return NULL;
+    many_cpus = sysconf(_SC_NPROCESSORS_ONLN) > 1;
+#endif
     if (PyType_Ready(&LockType) < 0 || PyType_Ready(&FutureType) < 0 ||
         PyType_Ready(&ThreadStateType) < 0)
         return NULL;

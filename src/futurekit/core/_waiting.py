@@ -11,6 +11,7 @@ thread costs latency, never a hang.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 
@@ -20,12 +21,43 @@ TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:
     from ._completion import FutureBase
 
-__all__ = ["block", "check_timeout"]
+__all__ = ["SPIN_ENV_VAR", "block", "check_timeout", "spin_us"]
 
 _new_waiter = threading.Lock
 _monotonic = time.monotonic
 #: Longest single sleep of a waiter before it re-checks the future's state.
 _SLICE = 1.0
+
+
+#: Environment variable: microseconds a blocked ``wait()`` of the compiled accelerator
+#: spins (GIL released) before it sleeps; ``0`` turns spinning off.
+SPIN_ENV_VAR = "FUTUREKIT_SPIN_US"
+_DEFAULT_SPIN_US = 20.0
+
+
+def spin_us() -> float:
+    """The accelerator's spin before sleeping, in µs (``FUTUREKIT_SPIN_US``, default 20).
+
+    A bad value warns and keeps the default.
+    """
+    raw = os.environ.get(SPIN_ENV_VAR, "")
+    if not raw:
+        return _DEFAULT_SPIN_US
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value) or value < 0 or value > 1e6:
+        import warnings
+
+        warnings.warn(
+            f"{SPIN_ENV_VAR}={raw!r} is not a number of microseconds between 0 and 1e6; "
+            f"using {_DEFAULT_SPIN_US}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return _DEFAULT_SPIN_US
+    return value
 
 
 def check_timeout(timeout: object) -> float | None:

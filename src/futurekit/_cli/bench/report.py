@@ -130,6 +130,7 @@ def _version(dist: str) -> str | None:
 def machine_info() -> dict[str, Any]:
     """CPU, core count, OS, Python, torch and futurekit versions, and the date (UTC)."""
     from futurekit import __version__
+    from futurekit.core._accelerator import status as core
 
     return {
         "cpu": _cpu_name(),
@@ -139,6 +140,7 @@ def machine_info() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "torch": _version("torch"),
         "futurekit": __version__,
+        "core": core,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -170,7 +172,8 @@ def stamp(info: dict[str, Any], quick: bool, torch_missing: str | None) -> str:
     text = (
         f"Measured {info['date']} on {info['cpu']} ({info['cores']} cores, "
         f"{info['platform']}), {info['implementation']} {info['python']}, torch "
-        f"{info['torch'] or 'absent'}, futurekit {info['futurekit']}; medians of "
+        f"{info['torch'] or 'absent'}, futurekit {info['futurekit']} "
+        f"({info.get('core', 'core unknown')}); medians of "
         "alternating runs" + (" (quick mode)" if quick else "") + "."
     )
     if torch_missing:
