@@ -678,6 +678,28 @@ wake(PyObject *waiters)
 
 /* -- running callbacks ---------------------------------------------------------------- */
 
+/* The raised exception, normalized, its traceback attached; the error indicator is
+ * cleared. NULL if none was set. */
+static PyObject *
+take_exception(void)
+{
+    PyObject *type, *val, *tb;
+    PyErr_Fetch(&type, &val, &tb);
+    PyErr_NormalizeException(&type, &val, &tb);
+    if (val != NULL && tb != NULL)
+        PyException_SetTraceback(val, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return val;
+}
+
+/* Raise ``exc`` again (a reference is stolen), with its own traceback. */
+static void
+raise_again(PyObject *exc)
+{
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+}
+
 /* Run one plain registration of a completed CPU future. Returns 0, or -1 with an
  * interrupt (a non-Exception BaseException) stored in *interrupt (the first one). */
 static void
@@ -688,11 +710,7 @@ run_one(PyObject *fut, PyObject *reg, PyObject **interrupt)
         Py_DECREF(res);
         return;
     }
-    PyObject *type, *val, *tb;
-    PyErr_Fetch(&type, &val, &tb);
-    PyErr_NormalizeException(&type, &val, &tb);
-    if (tb != NULL && val != NULL)
-        PyException_SetTraceback(val, tb);
+    PyObject *val = take_exception();
     if (val != NULL && PyObject_TypeCheck(val, (PyTypeObject *)PyExc_Exception)) {
         /* torch swallows and logs callback errors: so does futurekit */
         PyObject *r = PyObject_CallOneArg(py_report, val);
@@ -722,9 +740,7 @@ run_one(PyObject *fut, PyObject *reg, PyObject **interrupt)
             val = NULL;
         }
     }
-    Py_XDECREF(type);
     Py_XDECREF(val);
-    Py_XDECREF(tb);
 }
 
 /* Whether every registration is something this module runs itself: a callable that
@@ -816,18 +832,11 @@ run_deferred(PyObject *st, long depth, Py_ssize_t mark, PyObject **interrupt)
         Py_DECREF(res);
     }
     else {
-        PyObject *type, *val, *tb;
-        PyErr_Fetch(&type, &val, &tb);
-        PyErr_NormalizeException(&type, &val, &tb);
-        if (val != NULL && tb != NULL)
-            PyException_SetTraceback(val, tb);
-        if (*interrupt == NULL && val != NULL) {
-            *interrupt = val; /* the Python drain raises only interrupts */
-            val = NULL;
-        }
-        Py_XDECREF(type);
-        Py_XDECREF(val);
-        Py_XDECREF(tb);
+        PyObject *val = take_exception(); /* the Python drain raises only interrupts */
+        if (*interrupt == NULL)
+            *interrupt = val;
+        else
+            Py_XDECREF(val);
     }
     set_depth(st, depth + 1);
 }
@@ -1034,8 +1043,7 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
     set_depth(st, depth);
     Py_DECREF(st);
     if (interrupt != NULL) {
-        PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(interrupt)), interrupt,
-                      PyException_GetTraceback(interrupt));
+        raise_again(interrupt);
         return -1;
     }
     return 1;
@@ -1298,29 +1306,21 @@ Future_c_then(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
             set_state(c, DONE);
             return child;
         }
-        PyObject *type, *val, *tb;
-        PyErr_Fetch(&type, &val, &tb);
-        PyErr_NormalizeException(&type, &val, &tb);
-        if (val != NULL && tb != NULL)
-            PyException_SetTraceback(val, tb);
+        PyObject *val = take_exception();
         PyObject *r = val == NULL ? NULL : fallback2(py_fail_inline_child, (PyObject *)self,
                                                      child, val);
         if (r == NULL) { /* failing the child failed: that error wins, as in Python */
-            Py_XDECREF(type);
             Py_XDECREF(val);
-            Py_XDECREF(tb);
             Py_DECREF(child);
             return NULL;
         }
         Py_DECREF(r);
         if (!PyObject_TypeCheck(val, (PyTypeObject *)PyExc_Exception)) {
-            PyErr_Restore(type, val, tb); /* Ctrl-C and SystemExit are not swallowed */
+            raise_again(val); /* Ctrl-C and SystemExit are not swallowed */
             Py_DECREF(child);
             return NULL;
         }
-        Py_XDECREF(type);
-        Py_XDECREF(val);
-        Py_XDECREF(tb);
+        Py_DECREF(val);
         return child;
     }
     return fallback(py_then, (PyObject *)self, args, nargs, kwnames);
