@@ -1146,6 +1146,8 @@ block_wait(FutureObject *self, PyObject *timeout)
                 PyDict_DelItem(self->waiters, key); /* we hold both: nothing dies here */
             unlock();
             PyErr_Restore(type, val, tb);
+            if (r == 0 && get_state(self) != PENDING)
+                r = 1; /* completed as the time ran out: the outcome, as the Python wait */
         }
     }
     Py_DECREF(key);
