@@ -587,51 +587,40 @@ unbump(int extra)
         Py_SetRecursionLimit(Py_GetRecursionLimit() - extra);
 }
 
-/* fn(self, arg) for a fallback (arg may be NULL: fn(self)). ``completes``: the
- * fallback completes a future, whose Python path is three calls deeper than the
- * pure core's; it gets the head-room (a registration or a read fails at its entry,
- * before any effect, as in the pure core). */
+/* Call a Python function of the core (a fallback) with a vectorcall argument vector.
+ * ``completes``: the call completes a future, and the Python path under a compiled
+ * method is three calls deeper than the pure core's: near the recursion limit it gets
+ * the head-room (a registration or a read fails at its entry, before any effect, as
+ * in the pure core). */
 static PyObject *
-fallback1(PyObject *fn, PyObject *self, PyObject *arg, int completes)
+call_python(PyObject *fn, PyObject *const *stack, Py_ssize_t nargs, PyObject *kwnames,
+            int completes)
 {
-    PyObject *stack[2] = {self, arg};
     if (fn == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "futurekit._speedups is not configured");
         return NULL;
     }
     int extra = completes ? bump_if_near_limit() : 0;
-    PyObject *res = PyObject_Vectorcall(fn, stack, arg == NULL ? 1 : 2, NULL);
+    PyObject *res = PyObject_Vectorcall(fn, stack, (size_t)nargs, kwnames);
     unbump(extra);
     return res;
 }
 
-/* fn(self, a, b) for a fallback that completes a future (see fallback1). */
+/* fn(self) or fn(self, arg) (arg may be NULL). */
 static PyObject *
-fallback2(PyObject *fn, PyObject *self, PyObject *a, PyObject *b)
+fallback1(PyObject *fn, PyObject *self, PyObject *arg, int completes)
 {
-    PyObject *stack[3] = {self, a, b};
-    if (fn == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "futurekit._speedups is not configured");
-        return NULL;
-    }
-    int extra = bump_if_near_limit();
-    PyObject *res = PyObject_Vectorcall(fn, stack, 3, NULL);
-    unbump(extra);
-    return res;
+    PyObject *stack[2] = {self, arg};
+    return call_python(fn, stack, arg == NULL ? 1 : 2, NULL, completes);
 }
 
-/* Call fallback(self, *args, **kwnames) with a vectorcall argument vector. */
+/* fn(self, *args, **kwnames): a method's own arguments, passed on to its Python form. */
 static PyObject *
 fallback(PyObject *fn, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
          PyObject *kwnames)
 {
     PyObject *small[8];
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    Py_ssize_t total = nargs + nkw;
-    if (fn == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "futurekit._speedups is not configured");
-        return NULL;
-    }
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
     if (total + 1 > 8) {
         PyErr_SetString(PyExc_TypeError, "too many arguments");
         return NULL;
@@ -639,7 +628,7 @@ fallback(PyObject *fn, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     small[0] = self;
     for (Py_ssize_t i = 0; i < total; i++)
         small[i + 1] = args[i];
-    return PyObject_Vectorcall(fn, small, (size_t)(nargs + 1), kwnames);
+    return call_python(fn, small, nargs + 1, kwnames, 0);
 }
 
 /* Release every waiter of a completed future (each is a threading.Lock held by
@@ -1309,8 +1298,8 @@ Future_c_then(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
             return child;
         }
         PyObject *val = take_exception();
-        PyObject *r = val == NULL ? NULL : fallback2(py_fail_inline_child, (PyObject *)self,
-                                                     child, val);
+        PyObject *stack[3] = {(PyObject *)self, child, val};
+        PyObject *r = val == NULL ? NULL : call_python(py_fail_inline_child, stack, 3, NULL, 1);
         if (r == NULL) { /* failing the child failed: that error wins, as in Python */
             Py_XDECREF(val);
             Py_DECREF(child);
@@ -1424,14 +1413,7 @@ mod_complete(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *k
                 return NULL;
         }
     }
-    if (py_complete == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "futurekit._speedups is not configured");
-        return NULL;
-    }
-    int extra = bump_if_near_limit();
-    PyObject *res = PyObject_Vectorcall(py_complete, args, (size_t)nargs, kwnames);
-    unbump(extra);
-    return res;
+    return call_python(py_complete, args, nargs, kwnames, 1);
 }
 
 static PyObject *
