@@ -3,7 +3,9 @@
 The accelerator is optional: without a C compiler, on a Python it does not support
 (free-threaded CPython, PyPy, Windows without the Unix toolchain variables) or with
 ``FUTUREKIT_NO_EXTENSION=1`` the build says why and makes a pure-Python wheel.
-Editable installs build it in place, next to the source.
+Editable installs build it in place, next to the source; so does running this file
+(``python hatch_build.py``: after editing the C source, or on a machine where nothing
+can be installed, such as the GPU check's).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+try:
+    from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+except ImportError:  # run as a script (python hatch_build.py): no hatchling needed
+    BuildHookInterface = object  # type: ignore[assignment,misc]
 
 SOURCE = Path("src/futurekit/core/_speedups.c")
 PACKAGE_DIR = "futurekit/core"
@@ -82,3 +87,13 @@ class SpeedupsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
         self.app.display_info(f"futurekit: built the compiled accelerator {built.name}")
+
+
+if __name__ == "__main__":
+    here = Path(__file__).resolve().parent
+    try:
+        path = compile_speedups(here, here / "src" / PACKAGE_DIR)
+    except RuntimeError as exc:
+        print(f"futurekit: the compiled accelerator was not built ({exc})", file=sys.stderr)
+        sys.exit(1)
+    print(f"futurekit: built {path.relative_to(here)}")

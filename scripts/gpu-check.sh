@@ -18,6 +18,9 @@ export FUTUREKIT_REQUIRE_BACKENDS="${FUTUREKIT_REQUIRE_BACKENDS-torch,cuda-pytho
 PY="${PYTHON:-python3}"
 
 echo "== futurekit GPU check ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
+# the core's compiled accelerator, built in place (the pure-Python core runs without it)
+"$PY" hatch_build.py || echo "  (running the pure-Python core)"
+"$PY" -c 'from futurekit.core import _accelerator as a; print("  core:", a.status)'
 "$PY" - <<'PYEOF'
 import importlib
 for name in ("torch", "cuda.core", "cuda.bindings", "cupy"):
