@@ -390,3 +390,107 @@ def test_short_timeouts_racing_a_completion_lose_nothing() -> None:
             t.join(30)
         assert not errors and seen == [9] * 6
         assert not fut._waiters
+
+
+# Random programs: each core runs the same seeded programs; the traces must be equal.
+RANDOM_PROGRAMS = textwrap.dedent(
+    """
+    import json, logging, random, sys
+    from futurekit import Future, collect_all, InvalidStateError
+    logging.getLogger("futurekit").disabled = True
+
+    def program(seed):
+        rng = random.Random(seed)
+        trace = []
+        futs = []
+
+        def show(v):  # no addresses: futures by their index
+            if isinstance(v, list):
+                return [show(x) for x in v]
+            if isinstance(v, Future):
+                return "F" + str(next(i for i, f in enumerate(futs) if f is v))
+            return repr(v)
+
+        def cb(tag, action, target):
+            def run(f):
+                trace.append(("cb", tag, f.done(), f.cancelled()))
+                if action == "raise":
+                    raise ValueError(tag)
+                if action == "complete" and target is not None:
+                    try:
+                        target.set_result(tag)
+                    except InvalidStateError:
+                        trace.append(("again", tag))
+                if action == "value":
+                    try:
+                        return f.value()
+                    except Exception as exc:
+                        return type(exc).__name__
+                return tag
+            return run
+
+        for step in range(40):
+            op = rng.randrange(9)
+            if op == 0 or not futs:
+                futs.append(Future())
+                continue
+            f = rng.choice(futs)
+            other = rng.choice(futs)
+            tag = f"{seed}.{step}"
+            action = rng.choice(["append", "raise", "complete", "value"])
+            try:
+                if op == 1:
+                    f.add_done_callback(cb(tag, action, other))
+                elif op == 2:
+                    futs.append(f.then(cb(tag, action, other)))
+                elif op == 3:
+                    f.set_result(tag)
+                elif op == 4:
+                    f.set_exception(KeyError(tag))
+                elif op == 5:
+                    trace.append(("cancel", f.cancel()))
+                elif op == 6:
+                    futs.append(collect_all(rng.sample(futs, min(3, len(futs)))))
+                elif op == 7:
+                    trace.append(("wait", show(f.wait(timeout=0))))
+                else:
+                    trace.append(("value", show(f.value())))
+            except Exception as exc:  # the future's error, a timeout, already completed
+                trace.append(("raised", type(exc).__name__, str(exc)[:60]))
+        for f in futs:
+            if not f.done():
+                f.set_result("end")
+        out = []
+        for f in futs:
+            try:
+                out.append(show(f.wait()))
+            except Exception as exc:
+                out.append(type(exc).__name__)
+        trace.append(("final", out))
+        return trace
+
+    print(json.dumps([program(seed) for seed in range(int(sys.argv[1]))], default=str))
+    """
+)
+
+
+def test_random_programs_give_the_same_trace_on_both_cores() -> None:
+    def run(pure: bool) -> Any:
+        env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env.pop(_accelerator.ENV_VAR, None)
+        if pure:
+            env[_accelerator.ENV_VAR] = "1"
+        proc = subprocess.run(
+            [sys.executable, "-c", RANDOM_PROGRAMS, "300"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=90,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    pure, default = run(True), run(False)
+    assert len(pure) == 300
+    for seed, (a, b) in enumerate(zip(pure, default, strict=True)):
+        assert a == b, f"program {seed} differs between the pure-Python and the default core"
