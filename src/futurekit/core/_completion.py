@@ -24,6 +24,7 @@ This module is the one place where a future changes state (see ``docs/design.md`
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -82,6 +83,23 @@ class _Lock:
 
 #: Guards every future's transitions; see the module docstring for what may run under it.
 lock = _Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child gets a fresh lock: the parent's may be held by a thread not copied.
+
+    The child has only the forking thread; its pending stack is its own and is kept.
+    """
+    if speedups is not None:
+        speedups.after_fork_in_child()  # the fast paths and _Lock share the C lock
+        return
+    fresh = threading.Lock()
+    for name in ("__enter__", "__exit__", "acquire", "release", "locked"):
+        setattr(_Lock, name, getattr(fresh, name))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _MAX_DEPTH = _trampoline.MAX_INLINE_DEPTH
 _local = _trampoline.local

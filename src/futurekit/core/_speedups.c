@@ -1416,6 +1416,20 @@ mod_complete(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     return call_python(py_complete, args, nargs, kwnames, 1);
 }
 
+/* In a child made by fork(): the lock may have been held by a thread that does not
+ * exist here; a fresh one replaces it (the old one is leaked on purpose: freeing a
+ * lock another thread held is undefined). */
+static PyObject *
+mod_after_fork_in_child(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    PyThread_type_lock fresh = PyThread_allocate_lock();
+    if (fresh == NULL)
+        return PyErr_NoMemory();
+    g_lock = fresh;
+    g_held = 0;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 mod_configure(PyObject *mod, PyObject *args, PyObject *kwds)
 {
@@ -1460,6 +1474,8 @@ static PyMethodDef module_methods[] = {
      "complete(fut, state, value, prepared=None, run=True) -> bool (compiled fast path)."},
     {"register_each", (PyCFunction)(void (*)(void))mod_register_each, METH_FASTCALL,
      "register_each(futures, reg) -> list of the inputs left to register()."},
+    {"after_fork_in_child", mod_after_fork_in_child, METH_NOARGS,
+     "Replace the lock in a forked child (registered with os.register_at_fork)."},
     {"configure", (PyCFunction)(void (*)(void))mod_configure, METH_VARARGS | METH_KEYWORDS,
      "Give the accelerator the pure-Python functions it falls back to."},
     {NULL, NULL, 0, NULL},
