@@ -459,6 +459,8 @@ def _accelerate() -> None:
         state=_trampoline.state,
         internal=InternalCallback,
         timed_out=_timed_out,
+        late_limit=_trampoline.late_limit,
+        fix_limit=_trampoline.fix_limit,
         max_depth=_trampoline.MAX_INLINE_DEPTH,
         spin_us=_waiting.spin_us(),
     )

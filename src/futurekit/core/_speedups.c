@@ -383,6 +383,8 @@ static PyObject *py_add_done_callback = NULL;
 static PyObject *py_then = NULL;        /* Future.then (pure Python) */
 static PyObject *py_fail_inline_child = NULL; /* _future._fail_inline_child */
 static PyObject *py_timed_out = NULL;   /* raises futurekit.TimeoutError for wait() */
+static PyObject *late_limit = NULL;     /* _trampoline.late_limit */
+static PyObject *py_fix_limit = NULL;   /* _trampoline.fix_limit */
 static PyTypeObject *future_type = NULL; /* futurekit.Future */
 static PyObject *py_complete = NULL;    /* _completion.complete (pure Python) */
 static PyObject *py_drain = NULL;      /* _completion.drain (pure Python) */
@@ -1156,6 +1158,14 @@ block_wait(FutureObject *self, PyObject *timeout)
         }
         return NULL;
     }
+    /* recursion limit a frame at the limit could not take back (see _trampoline) */
+    if (late_limit != NULL && PyList_GET_SIZE(late_limit) == 2 &&
+        PyList_GET_ITEM(late_limit, 1) != STATES[0]) {
+        PyObject *r = PyObject_CallNoArgs(py_fix_limit);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
     if (self->state == STATES[DONE] && ISNONE(self->dev))
         return Py_NewRef(self->value);
     return NOT_HANDLED; /* failed or cancelled: the Python wait() raises the error */
@@ -1436,14 +1446,16 @@ mod_configure(PyObject *mod, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"future", "init", "set_result", "wait", "value",
                              "add_done_callback", "then", "fail_inline_child", "complete",
                              "drain", "report", "state", "internal", "timed_out",
-                             "max_depth", "spin_us", NULL};
-    PyObject *a, *b, *c, *d, *e, *f, *g, *h, *i, *j, *k, *l, *m, *t;
+                             "late_limit", "fix_limit", "max_depth", "spin_us", NULL};
+    PyObject *a, *b, *c, *d, *e, *f, *g, *h, *i, *j, *k, *l, *m, *n, *o, *t;
     int depth;
     double spin_us;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$O!OOOOOOOOOOOOOid:configure", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$O!OOOOOOOOOOOOOO!Oid:configure", kwlist,
                                      &PyType_Type, &t, &a, &b, &c, &d, &e, &k, &l, &f, &j, &g,
-                                     &h, &i, &m, &depth, &spin_us))
+                                     &h, &i, &m, &PyList_Type, &n, &o, &depth, &spin_us))
         return NULL;
+    Py_XSETREF(late_limit, Py_NewRef(n));
+    Py_XSETREF(py_fix_limit, Py_NewRef(o));
     Py_XSETREF(py_timed_out, Py_NewRef(m));
 #ifdef FK_FUTEX
     spin_ns = spin_us > 0 ? (int64_t)(spin_us * 1000) : 0;
