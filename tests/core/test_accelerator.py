@@ -494,3 +494,65 @@ def test_random_programs_give_the_same_trace_on_both_cores() -> None:
     assert len(pure) == 300
     for seed, (a, b) in enumerate(zip(pure, default, strict=True)):
         assert a == b, f"program {seed} differs between the pure-Python and the default core"
+
+
+def test_every_fast_path_returns_its_memory() -> None:
+    """20,000 rounds of every fast path (and the errors and interrupts they carry)."""
+    import tracemalloc
+
+    from futurekit import collect_all
+
+    def boom(f: Future[Any]) -> None:
+        raise ValueError("x")
+
+    def interrupt(f: Future[Any]) -> None:
+        raise KeyboardInterrupt
+
+    def noop(f: Future[Any]) -> None:
+        return None
+
+    def work() -> None:
+        f: Future[int] = Future()
+        f.set_result(1)
+        f.wait()
+        g: Future[int] = Future()
+        g.add_done_callback(noop)
+        g.add_done_callback(boom)
+        child = g.then(noop)
+        g.set_result(2)
+        child.wait()
+        d: Future[int] = Future()
+        d.set_result(3)
+        d.then(noop)
+        with pytest.raises(Exception):
+            d.then(boom).wait()
+        inputs: list[Future[int]] = [Future() for _ in range(3)]
+        gathered = collect_all(inputs)
+        for x in inputs:
+            x.set_result(0)
+        gathered.wait()
+        with pytest.raises(TimeoutError):
+            Future().wait(timeout=0.00001)
+        k: Future[int] = Future()
+        k.add_done_callback(interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            k.set_result(1)
+
+    logger = logging.getLogger("futurekit")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        for _ in range(2000):
+            work()
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(20000):
+                work()
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+    finally:
+        logger.disabled = disabled
+    assert grown < 64 * 1024, f"{grown} bytes kept after 20,000 rounds"
