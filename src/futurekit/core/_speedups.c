@@ -734,27 +734,6 @@ run_one(PyObject *fut, PyObject *reg, PyObject **interrupt)
     Py_XDECREF(val);
 }
 
-/* Whether every registration is something this module runs itself: a callable that
- * is not a then-link (a tuple). Links and device futures take the Python path. */
-static int
-plain(PyObject *reg)
-{
-    return !PyTuple_CheckExact(reg);
-}
-
-static int
-all_plain(PyObject *cbs)
-{
-    if (ISNONE(cbs))
-        return 1;
-    if (!PyList_CheckExact(cbs))
-        return 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cbs); i++)
-        if (!plain(PyList_GET_ITEM(cbs, i)))
-            return 0;
-    return 1;
-}
-
 /* This thread's ThreadState (_trampoline.state()), cached in the thread-state dict;
  * NULL, with no error set, if it does not exist yet. */
 static PyObject *
@@ -936,6 +915,42 @@ fast_hand_over(FutureObject *self, int state, PyObject *value)
     return result;
 }
 
+/* Run one registration of a completed CPU future from fast_complete's loop, then the
+ * work it deferred on this thread's stack. A then-link (a tuple) goes to the Python
+ * drain as a batch of its own, exactly as the Python loop would run it next (its
+ * child's registrations are pushed above it and drained in the same call). */
+static void
+dispatch(PyObject *st, long depth, Py_ssize_t mark, PyObject *fut, PyObject *reg,
+         PyObject **interrupt)
+{
+    if (!PyTuple_CheckExact(reg)) {
+        run_one(fut, reg, interrupt);
+    }
+    else {
+        PyObject *pending = ((ThreadStateObject *)st)->pending;
+        PyObject *batch = Py_BuildValue("[OiOOiO]", fut, -1, reg, Py_None, 0, Py_None);
+        if (batch == NULL || PyList_Append(pending, batch) < 0) {
+            /* out of memory: the link cannot be handed over; say so loudly, never
+             * silently (its child stays pending) */
+            Py_XDECREF(batch);
+            PyObject *err = take_exception();
+            if (*interrupt == NULL)
+                *interrupt = err;
+            else
+                Py_XDECREF(err);
+            return;
+        }
+        Py_DECREF(batch);
+    }
+    if (PyList_GET_SIZE(((ThreadStateObject *)st)->pending) > mark)
+        run_deferred(st, depth, mark, interrupt);
+}
+
+/* complete() for a CPU future: publish state/value, wake waiters, run the
+ * registrations here, in order (FIFO, then the removable ones). Returns 1 (completed),
+ * 0 (already complete), -1 (an exception: an interrupt a callback raised, after every
+ * registration ran), or 2: not handled, the caller must take the Python path
+ * (nothing was changed). */
 static int
 fast_complete(FutureObject *self, int state, PyObject *value, int run)
 {
@@ -947,8 +962,6 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
     if (has_regs && !run)
         return fast_hand_over(self, state, value);
     if (has_regs) {
-        if (!ISNONE(self->rm) || !plain(self->cb1) || !all_plain(self->cbs))
-            return 2;
         if (!headroom_ok(PyThreadState_Get()))
             return 2;
         st = thread_state();
@@ -974,19 +987,13 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
         Py_XDECREF(st);
         return 2;
     }
-    if (get_state(self) != PENDING) {
+    if (get_state(self) != PENDING || (!has_regs && (!ISNONE(self->cb1) || !ISNONE(self->rm)))) {
+        /* complete already, or registrations arrived since the peek (no thread state) */
+        int done = get_state(self) != PENDING;
         unlock();
         Py_XDECREF(pending);
         Py_XDECREF(st);
-        return 0;
-    }
-    /* the peek above may be stale: re-check what it decided, under the lock */
-    if (!ISNONE(self->rm) || (!has_regs && !ISNONE(self->cb1)) ||
-        (has_regs && (!plain(self->cb1) || !all_plain(self->cbs)))) {
-        unlock();
-        Py_XDECREF(pending);
-        Py_XDECREF(st);
-        return 2;
+        return done ? 0 : 2;
     }
     PyObject *old_value = self->value;
     Py_INCREF(value);
@@ -994,10 +1001,10 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
     set_state(self, state);
     PyObject *waiters = self->waiters;
     self->waiters = Py_NewRef(Py_None);
-    PyObject *cb1 = self->cb1;
-    PyObject *cbs = self->cbs;
+    PyObject *cb1 = self->cb1, *cbs = self->cbs, *rm = self->rm;
     self->cb1 = Py_NewRef(Py_None);
     self->cbs = Py_NewRef(Py_None);
+    self->rm = Py_NewRef(Py_None);
     unlock();
     /* from here on nothing can be lost: the registrations are held here and this
      * code runs no eval loop of its own, so only the callbacks' own code can raise */
@@ -1010,26 +1017,35 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
     PyObject *interrupt = NULL;
     PyObject *fut = (PyObject *)self;
     set_depth(st, depth + 1);
-    /* Work deferred on this thread's stack by callbacks nested too deep runs as soon
-     * as the callback that deferred it returns, as in the Python drain loop. */
     Py_ssize_t mark = PyList_GET_SIZE(pending);
-    if (!ISNONE(cb1)) {
-        run_one(fut, cb1, &interrupt);
-        if (PyList_GET_SIZE(pending) > mark)
-            run_deferred(st, depth, mark, &interrupt);
-    }
-    Py_XDECREF(cb1);
-    if (!ISNONE(cbs)) {
+    if (!ISNONE(cb1))
+        dispatch(st, depth, mark, fut, cb1, &interrupt);
+    if (PyList_CheckExact(cbs)) {
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cbs); i++) {
             PyObject *reg = PyList_GET_ITEM(cbs, i);
             Py_INCREF(reg);
-            run_one(fut, reg, &interrupt);
+            dispatch(st, depth, mark, fut, reg, &interrupt);
             Py_DECREF(reg);
-            if (PyList_GET_SIZE(pending) > mark)
-                run_deferred(st, depth, mark, &interrupt);
         }
     }
+    if (PyDict_CheckExact(rm)) { /* the any-of combinators' and await's, after the FIFO */
+        PyObject *regs = PyDict_Values(rm);
+        if (regs == NULL) {
+            PyObject *err = take_exception();
+            if (interrupt == NULL)
+                interrupt = err;
+            else
+                Py_XDECREF(err);
+        }
+        else {
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(regs); i++)
+                dispatch(st, depth, mark, fut, PyList_GET_ITEM(regs, i), &interrupt);
+            Py_DECREF(regs);
+        }
+    }
+    Py_XDECREF(cb1);
     Py_XDECREF(cbs);
+    Py_XDECREF(rm);
     Py_DECREF(pending);
     set_depth(st, depth);
     Py_DECREF(st);
