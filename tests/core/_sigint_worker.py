@@ -302,6 +302,9 @@ def main() -> None:
         except Exception:  # a bug in the worker or an unexpected error from futurekit
             stats["errors"].append(traceback.format_exc()[-2000:])
         stats["runs"] += 1
+    from futurekit.core._accelerator import status
+
+    stats["core"] = status
     print(json.dumps(stats), flush=True)
 
 
