@@ -164,7 +164,11 @@ class Follow(_Follower):
 
 
 class FollowTorch(_Follower):
-    """Follows a torch future; ``from_torch`` records under the streams torch made current."""
+    """Follows a torch future; the value is passed on under the streams torch made current.
+
+    For ``from_torch`` and for ``then(unwrap=True)`` alike: a backend with its own
+    current-stream table (cuda-python) records the target's events on torch's streams.
+    """
 
     __slots__ = ()
 
@@ -179,7 +183,7 @@ class FollowTorch(_Follower):
             complete(target, FAILED, exc)
             return
         dev = target._dev
-        if self.unwrap or dev is None:
+        if dev is None:
             self._pass_on(value)
             return
         err = under_streams(dev.torch_streams, self._pass_on, value)
