@@ -36,16 +36,52 @@ def _last_resort(what: str, exc: BaseException) -> None:
         pass
 
 
+def _plain_traceback(exc: BaseException) -> str:
+    """``traceback.format_exception`` text without the ``^^^^`` markers under each line.
+
+    On CPython 3.11 placing the markers runs ``ast.parse`` on the source line, and
+    ``ast`` keeps one recursion counter per interpreter: a report made by a garbage-
+    collector finalizer (a never-retrieved failure), which can run in the middle of
+    another ``ast.parse``, would make that one fail with ``SystemError: AST
+    constructor recursion depth mismatch`` (CPython gh-106905). Without markers no
+    ``ast`` runs here.
+    """
+    import traceback
+
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
+    seen: set[int] = set()
+    todo = [te]
+    while todo:
+        one = todo.pop()
+        if id(one) in seen:
+            continue
+        seen.add(id(one))
+        for frame in one.stack:
+            if hasattr(frame, "colno"):  # 3.11+ (3.10 has no markers)
+                frame.colno = None  # no markers: no ast
+        todo += [t for t in (one.__cause__, one.__context__) if t is not None]
+    return "".join(te.format()).rstrip("\n")
+
+
+def _log(level: int, msg: str, args: tuple[Any, ...], exc: BaseException) -> None:
+    """``logger.log(level, msg, *args, exc_info=exc)``, with the traceback pre-formatted.
+
+    The record carries ``exc_info`` as usual; its ``exc_text`` is set here, so the
+    standard formatters print it instead of formatting the traceback themselves.
+    """
+    if not logger.isEnabledFor(level):
+        return
+    record = logger.makeRecord(
+        logger.name, level, __file__, 0, msg, args, (type(exc), exc, exc.__traceback__)
+    )
+    record.exc_text = _plain_traceback(exc)
+    logger.handle(record)
+
+
 def report_callback_error(exc: BaseException) -> None:
     """Log an ``add_done_callback`` error (torch swallows and logs them too)."""
     try:
-        logger.error(
-            "%s%s: %s",
-            CALLBACK_ERROR_PREFIX,
-            type(exc).__name__,
-            exc,
-            exc_info=(type(exc), exc, exc.__traceback__),
-        )
+        _log(logging.ERROR, "%s%s: %s", (CALLBACK_ERROR_PREFIX, type(exc).__name__, exc), exc)
     except Exception as log_exc:  # e.g. no stack left for the logging machinery
         try:
             _last_resort("a callback raised " + type(exc).__name__, log_exc)
@@ -56,13 +92,12 @@ def report_callback_error(exc: BaseException) -> None:
 def report_stream_error(callback: object, exc: BaseException) -> None:
     """Log that a backend could not set up the streams a callback must run under."""
     try:
-        logger.error(
+        _log(
+            logging.ERROR,
             "the device backend could not set up streams for callback %r, which was "
             "therefore not run: %s: %s",
-            callback,
-            type(exc).__name__,
+            (callback, type(exc).__name__, exc),
             exc,
-            exc_info=(type(exc), exc, exc.__traceback__),
         )
     except Exception as log_exc:
         try:
@@ -109,11 +144,11 @@ class ErrorGuard:
                 exc._futurekit_reported = True
             except Exception:  # pragma: no cover - exotic exception types
                 pass
-            logger.warning(
+            _log(
+                logging.WARNING,
                 "Future exception was never retrieved: <futurekit.Future failed %s at %#x>",
-                _safe_repr(exc),
-                self.where,
-                exc_info=(type(exc), exc, exc.__traceback__),
+                (_safe_repr(exc), self.where),
+                exc,
             )
         except Exception:  # pragma: no cover - interpreter shutdown
             pass
