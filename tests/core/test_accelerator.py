@@ -107,6 +107,20 @@ SCENARIOS = textwrap.dedent(
     w.set_result("woken")
     t.join(10)
     out["waiter"] = waited
+    kw = Future()
+    kw.add_done_callback(callback=lambda f: order.append(("kw", f.value())))
+    kw_child = kw.then(callback=lambda f: f.value() * 3)
+    kw.set_result(result=7)
+    out["keywords"] = [order[-1], kw.wait(timeout=1), kw_child.wait(timeout=None)]
+    import inspect
+    out["signatures"] = {
+        name: list(inspect.signature(getattr(Future, name)).parameters)
+        for name in ("set_result", "wait", "value", "done", "add_done_callback", "then")
+    }
+    try:
+        Future().set_result()
+    except TypeError as exc:
+        out["no_result"] = type(exc).__name__
     print(json.dumps(out))
     """
 )
@@ -130,7 +144,9 @@ def test_both_cores_give_the_same_trace() -> None:
     assert pure.pop("status").startswith("pure Python")
     status = default.pop("status")
     assert pure == default, f"the core loaded by default ({status}) differs from pure Python"
-    assert pure["order"] == [["a", 21], ["b", True]]
+    assert pure["order"] == [["a", 21], ["b", True], ["kw", 7]]
+    assert pure["keywords"] == [["kw", 7], 7, 21]
+    assert pure["signatures"]["then"] == ["self", "callback", "executor", "unwrap"]
     assert pure["child"] == 42
     assert pure["interrupt"] == ["stop", 2, True]
     assert pure["deep"] == 2999

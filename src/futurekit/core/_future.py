@@ -466,7 +466,7 @@ def _accelerate() -> None:
     )
     delattr(Future, "__init__")  # FutureBase's C __init__ calls the Python one with arguments
     for name in ("set_result", "wait", "value", "done", "add_done_callback", "then"):
-        setattr(Future, name, getattr(FutureBase, "_c_" + name))
+        setattr(Future, name, FutureBase.__dict__[name])
 
 
 def _check_backend(backend: object, devices: object) -> None:

@@ -1059,8 +1059,12 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
 /* -- fast paths of the public methods ----------------------------------------------- */
 
 static PyObject *
-Future_c_set_result(FutureObject *self, PyObject *result)
+Future_c_set_result(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
+                    PyObject *kwnames)
 {
+    if (nargs != 1 || kwnames != NULL) /* set_result(result=...), or a wrong call */
+        return fallback(py_set_result, (PyObject *)self, args, nargs, kwnames);
+    PyObject *result = args[0];
     if (get_state(self) == PENDING && ISNONE(self->dev)) {
         int r = fast_complete(self, DONE, result, 1);
         if (r == 1)
@@ -1278,11 +1282,13 @@ append_reg(FutureObject *self, PyObject *reg)
 }
 
 static PyObject *
-Future_c_add_done_callback(FutureObject *self, PyObject *cb)
+Future_c_add_done_callback(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
+                           PyObject *kwnames)
 {
-    if (self->state == STATES[PENDING] && PyCallable_Check(cb) && append_reg(self, cb))
+    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] &&
+        PyCallable_Check(args[0]) && append_reg(self, args[0]))
         Py_RETURN_NONE;
-    return fallback1(py_add_done_callback, (PyObject *)self, cb, 0);
+    return fallback(py_add_done_callback, (PyObject *)self, args, nargs, kwnames);
 }
 
 /* then(callback) on a pending CPU future with no executor and no unwrap: a blank
@@ -1376,15 +1382,34 @@ mod_register_each(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef Future_methods[] = {
-    {"_c_set_result", (PyCFunction)Future_c_set_result, METH_O, "Future.set_result (compiled)."},
-    {"_c_wait", (PyCFunction)(void (*)(void))Future_c_wait, METH_FASTCALL | METH_KEYWORDS,
-     "Future.wait (compiled)."},
-    {"_c_value", (PyCFunction)Future_c_value, METH_NOARGS, "Future.value (compiled)."},
-    {"_c_done", (PyCFunction)Future_c_done, METH_NOARGS, "Future.done (compiled)."},
-    {"_c_add_done_callback", (PyCFunction)Future_c_add_done_callback, METH_O,
-     "Future.add_done_callback (compiled)."},
-    {"_c_then", (PyCFunction)(void (*)(void))Future_c_then, METH_FASTCALL | METH_KEYWORDS,
-     "Future.then (compiled)."},
+    /* the public names: _future._accelerate() puts these on Future in front of the
+     * Python methods (the reference, documented in _future.py), which they fall back to */
+    {"set_result", (PyCFunction)(void (*)(void))Future_c_set_result,
+     METH_FASTCALL | METH_KEYWORDS,
+     "set_result($self, /, result)\n--\n\n"
+     "Complete the future with ``result``; waiters wake, then callbacks run here.\n"
+     "Raises InvalidStateError if already complete. (Compiled fast path of\n"
+     "futurekit.Future.set_result.)"},
+    {"wait", (PyCFunction)(void (*)(void))Future_c_wait, METH_FASTCALL | METH_KEYWORDS,
+     "wait($self, /, timeout=None)\n--\n\n"
+     "Block until complete (GIL released), synchronize device streams, return the\n"
+     "value or raise the error; TimeoutError after ``timeout`` seconds. (Compiled fast\n"
+     "path of futurekit.Future.wait.)"},
+    {"value", (PyCFunction)Future_c_value, METH_NOARGS,
+     "value($self, /)\n--\n\n"
+     "The result without blocking; raises the error, or InvalidStateError if pending.\n"
+     "(Compiled fast path of futurekit.Future.value.)"},
+    {"done", (PyCFunction)Future_c_done, METH_NOARGS,
+     "done($self, /)\n--\n\nWhether the future has completed (value, error or cancellation)."},
+    {"add_done_callback", (PyCFunction)(void (*)(void))Future_c_add_done_callback,
+     METH_FASTCALL | METH_KEYWORDS,
+     "add_done_callback($self, /, callback)\n--\n\n"
+     "Run ``callback(self)`` on completion, or at once if complete; its errors are\n"
+     "logged. (Compiled fast path of futurekit.Future.add_done_callback.)"},
+    {"then", (PyCFunction)(void (*)(void))Future_c_then, METH_FASTCALL | METH_KEYWORDS,
+     "then($self, /, callback, *, executor=None, unwrap=False)\n--\n\n"
+     "A child future completed with ``callback(self)``. (Compiled fast path of\n"
+     "futurekit.Future.then.)"},
     {NULL, NULL, 0, NULL},
 };
 
