@@ -1,0 +1,393 @@
+/* futurekit.core._speedups: The fast paths of Future's public methods, and the FutureBase type.
+ * Part of one translation unit: included by _speedups.c, in order. */
+#ifndef FUTUREKIT_SPEEDUPS_METHODS_H
+#define FUTUREKIT_SPEEDUPS_METHODS_H
+
+/* -- fast paths of the public methods ----------------------------------------------- */
+
+static PyObject *
+Future_c_set_result(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
+                    PyObject *kwnames)
+{
+    if (nargs != 1 || kwnames != NULL) /* set_result(result=...), or a wrong call */
+        return fallback(py_set_result, (PyObject *)self, args, nargs, kwnames);
+    PyObject *result = args[0];
+    if (get_state(self) == PENDING && ISNONE(self->dev)) {
+        int r = fast_complete(self, DONE, result, 1);
+        if (r == 1)
+            Py_RETURN_NONE;
+        if (r == -1)
+            return NULL;
+        /* 0 (already complete) and 2 (not handled): the Python method raises or runs */
+    }
+    return fallback1(py_set_result, (PyObject *)self, result, 1);
+}
+
+#ifdef FK_FUTEX
+static int not_handled_marker;
+#define NOT_HANDLED ((PyObject *)&not_handled_marker)
+
+/* wait() on a pending CPU future, blocking on a Waiter. Returns the value, NULL with
+ * an error (the future's, a timeout, an interrupt), or NOT_HANDLED: the Python wait()
+ * (a timeout to validate, a poll, leftovers on this thread's stack, ...). */
+static PyObject *
+block_wait(FutureObject *self, PyObject *timeout)
+{
+    int64_t deadline = -1;
+    double seconds = 0;
+    if (timeout != NULL && timeout != Py_None) {
+        if (PyFloat_CheckExact(timeout)) {
+            seconds = PyFloat_AS_DOUBLE(timeout);
+        }
+        else if (PyLong_CheckExact(timeout)) {
+            seconds = PyLong_AsDouble(timeout);
+            if (seconds == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return NOT_HANDLED;
+            }
+        }
+        else {
+            return NOT_HANDLED;
+        }
+        if (!(seconds > 0) || seconds > 1e9) /* a poll, NaN, negative, huge: Python */
+            return NOT_HANDLED;
+        deadline = now_ns() + (int64_t)(seconds * 1e9);
+    }
+    PyObject *st = thread_state();
+    if (st == NULL)
+        return NOT_HANDLED;
+    PyObject *pending = ((ThreadStateObject *)st)->pending;
+    int leftovers = pending == NULL || !PyList_CheckExact(pending) || PyList_GET_SIZE(pending);
+    Py_DECREF(st);
+    if (leftovers) /* work an interrupt left on this thread runs first: Python */
+        return NOT_HANDLED;
+    /* allocate before the lock: the waiter, its key, a dict for it */
+    WaiterObject *w = PyObject_New(WaiterObject, &WaiterType);
+    if (w == NULL)
+        return NULL;
+    atomic_init(&w->word, 0);
+    PyObject *key = PyLong_FromVoidPtr(w);
+    PyObject *fresh = PyDict_New();
+    if (key == NULL || fresh == NULL || PyDict_SetItem(fresh, key, (PyObject *)w) < 0) {
+        Py_XDECREF(key);
+        Py_XDECREF(fresh);
+        Py_DECREF(w);
+        return NULL;
+    }
+    int registered = 0, complete_now = 0;
+    PyObject *old = NULL;
+    lock_blocking();
+    if (get_state(self) != PENDING) {
+        complete_now = 1;
+    }
+    else if (ISNONE(self->waiters)) {
+        old = self->waiters;
+        self->waiters = fresh;
+        fresh = NULL;
+        registered = 1;
+    }
+    else if (PyDict_CheckExact(self->waiters)) {
+        /* an int key: no Python code; growing the table allocates no GC object */
+        registered = PyDict_SetItem(self->waiters, key, (PyObject *)w) == 0;
+    }
+    unlock();
+    Py_XDECREF(old);
+    Py_XDECREF(fresh);
+    int r = 1;
+    if (registered) {
+        r = waiter_block(w, &self->state, STATES[PENDING], deadline);
+        if (r != 1) { /* timed out or interrupted: take the waiter back */
+            PyObject *type, *val, *tb;
+            PyErr_Fetch(&type, &val, &tb);
+            lock_blocking();
+            if (PyDict_CheckExact(self->waiters) && PyDict_Contains(self->waiters, key) == 1)
+                PyDict_DelItem(self->waiters, key); /* we hold both: nothing dies here */
+            unlock();
+            PyErr_Restore(type, val, tb);
+            if (r == 0 && get_state(self) != PENDING)
+                r = 1; /* completed as the time ran out: the outcome, as the Python wait */
+        }
+    }
+    Py_DECREF(key);
+    Py_DECREF(w);
+    if (!registered && !complete_now) {
+        PyErr_Clear();
+        return NOT_HANDLED;
+    }
+    if (r < 0)
+        return NULL;
+    if (r == 0) {
+        PyObject *secs = PyFloat_FromDouble(seconds);
+        if (secs != NULL) {
+            PyObject *res = PyObject_CallOneArg(py_timed_out, secs); /* raises */
+            Py_XDECREF(res);
+            Py_DECREF(secs);
+        }
+        return NULL;
+    }
+    /* recursion limit a frame at the limit could not take back (see _trampoline) */
+    if (late_limit != NULL && PyList_GET_SIZE(late_limit) == 2 &&
+        PyList_GET_ITEM(late_limit, 1) != STATES[0]) {
+        PyObject *r = PyObject_CallNoArgs(py_fix_limit);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
+    if (self->state == STATES[DONE] && ISNONE(self->dev))
+        return Py_NewRef(self->value);
+    return NOT_HANDLED; /* failed or cancelled: the Python wait() raises the error */
+}
+#endif
+
+static PyObject *
+Future_c_wait(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (kwnames == NULL && nargs <= 1 && ISNONE(self->dev)) {
+        PyObject *timeout = nargs ? args[0] : Py_None;
+        if (self->state == STATES[DONE] && timeout == Py_None)
+            return Py_NewRef(self->value);
+#ifdef FK_FUTEX
+        if (self->state == STATES[PENDING] && py_timed_out != NULL) {
+            PyObject *res = block_wait(self, timeout);
+            if (res != NOT_HANDLED)
+                return res;
+            if (self->state != STATES[PENDING]) /* completed: no timeout applies now */
+                return fallback(py_wait, (PyObject *)self, args, 0, NULL);
+        }
+#endif
+    }
+    return fallback(py_wait, (PyObject *)self, args, nargs, kwnames);
+}
+
+static PyObject *
+Future_c_value(FutureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->state == STATES[DONE]) {
+        PyObject *v = self->value == NULL ? Py_None : self->value;
+        Py_INCREF(v);
+        return v;
+    }
+    return fallback1(py_value, (PyObject *)self, NULL, 0);
+}
+
+static PyObject *
+Future_c_done(FutureObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(get_state(self) != PENDING);
+}
+
+/* Append ``reg`` to a pending future's FIFO, as _registration.register does (and
+ * mark it observed). 1: done; 0: not done, nothing changed (complete, contended,
+ * out of memory): the caller takes the Python path. */
+static int
+append_reg(FutureObject *self, PyObject *reg)
+{
+    PyObject *fresh = NULL;
+    if (!ISNONE(self->cb1) && ISNONE(self->cbs)) {
+        fresh = PyList_New(1); /* allocated before the lock: no GC under it */
+        if (fresh == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        Py_INCREF(reg);
+        PyList_SET_ITEM(fresh, 0, reg);
+    }
+    if (!try_lock()) {
+        Py_XDECREF(fresh);
+        return 0;
+    }
+    PyObject *old = NULL;
+    int done = 0;
+    if (self->state == STATES[PENDING]) {
+        if (ISNONE(self->cb1)) {
+            old = self->cb1;
+            Py_INCREF(reg);
+            self->cb1 = reg;
+            done = 1;
+        }
+        else if (ISNONE(self->cbs)) {
+            if (fresh != NULL) {
+                old = self->cbs;
+                self->cbs = fresh;
+                fresh = NULL;
+                done = 1;
+            }
+        }
+        else if (PyList_CheckExact(self->cbs)) {
+            /* may grow the item array (no GC object); MemoryError: Python path */
+            done = PyList_Append(self->cbs, reg) == 0;
+            if (!done)
+                PyErr_Clear();
+        }
+        if (done)
+            set_observed(self);
+    }
+    unlock();
+    Py_XDECREF(old); /* None, or NULL */
+    Py_XDECREF(fresh);
+    return done;
+}
+
+static PyObject *
+Future_c_add_done_callback(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
+                           PyObject *kwnames)
+{
+    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] &&
+        PyCallable_Check(args[0]) && append_reg(self, args[0]))
+        Py_RETURN_NONE;
+    return fallback(py_add_done_callback, (PyObject *)self, args, nargs, kwnames);
+}
+
+/* then(callback) on a pending CPU future with no executor and no unwrap: a blank
+ * child and the link ``(callback, child, None, None)`` appended to the FIFO. */
+static PyObject *
+Future_c_then(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] && ISNONE(self->dev) &&
+        future_type != NULL && PyCallable_Check(args[0])) {
+        PyObject *child = future_type->tp_alloc(future_type, 0);
+        if (child == NULL)
+            return NULL;
+        init_fields((FutureObject *)child);
+        PyObject *link = PyTuple_Pack(4, args[0], child, Py_None, Py_None);
+        if (link == NULL) {
+            Py_DECREF(child);
+            return NULL;
+        }
+        int done = append_reg(self, link);
+        Py_DECREF(link);
+        if (done)
+            return child;
+        Py_DECREF(child);
+    }
+    else if (nargs == 1 && kwnames == NULL && self->state == STATES[DONE] &&
+             ISNONE(self->dev) && future_type != NULL && PyCallable_Check(args[0])) {
+        /* a completed CPU parent, an inline callback: nobody else can see the child
+         * yet, so it is filled in directly (as the Python then() does) */
+        PyObject *child = future_type->tp_alloc(future_type, 0);
+        if (child == NULL)
+            return NULL;
+        init_fields((FutureObject *)child);
+        set_observed(self);
+        PyObject *v = PyObject_CallOneArg(args[0], (PyObject *)self);
+        if (v != NULL) {
+            FutureObject *c = (FutureObject *)child;
+            Py_SETREF(c->value, v);
+            set_state(c, DONE);
+            return child;
+        }
+        PyObject *val = take_exception();
+        PyObject *stack[3] = {(PyObject *)self, child, val};
+        PyObject *r = val == NULL ? NULL : call_python(py_fail_inline_child, stack, 3, NULL, 1);
+        if (r == NULL) { /* failing the child failed: that error wins, as in Python */
+            Py_XDECREF(val);
+            Py_DECREF(child);
+            return NULL;
+        }
+        Py_DECREF(r);
+        if (!PyObject_TypeCheck(val, (PyTypeObject *)PyExc_Exception)) {
+            raise_again(val); /* Ctrl-C and SystemExit are not swallowed */
+            Py_DECREF(child);
+            return NULL;
+        }
+        Py_DECREF(val);
+        return child;
+    }
+    return fallback(py_then, (PyObject *)self, args, nargs, kwnames);
+}
+
+/* register_each(futures, reg): append ``reg`` to every pending input (one short lock
+ * hold each, as collect_all does); returns the inputs left to the Python register()
+ * (complete ones, contended ones, anything not a compiled future). */
+static PyObject *
+mod_register_each(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "register_each(futures: list, reg)");
+        return NULL;
+    }
+    PyObject *futs = args[0], *reg = args[1];
+    PyObject *rest = PyList_New(0);
+    if (rest == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(futs); i++) {
+        PyObject *f = PyList_GET_ITEM(futs, i);
+        if (PyObject_TypeCheck(f, &FutureType) &&
+            ((FutureObject *)f)->state == STATES[PENDING]) {
+            Py_INCREF(f);
+            int done = append_reg((FutureObject *)f, reg);
+            Py_DECREF(f);
+            if (done)
+                continue;
+        }
+        if (PyList_Append(rest, f) < 0) {
+            Py_DECREF(rest);
+            return NULL;
+        }
+    }
+    return rest;
+}
+
+static PyMethodDef Future_methods[] = {
+    /* the public names: _future._accelerate() puts these on Future in front of the
+     * Python methods (the reference, documented in _future.py), which they fall back to */
+    {"set_result", (PyCFunction)(void (*)(void))Future_c_set_result,
+     METH_FASTCALL | METH_KEYWORDS,
+     "set_result($self, /, result)\n--\n\n"
+     "Complete the future with ``result``; waiters wake, then callbacks run here.\n"
+     "Raises InvalidStateError if already complete. (Compiled fast path of\n"
+     "futurekit.Future.set_result.)"},
+    {"wait", (PyCFunction)(void (*)(void))Future_c_wait, METH_FASTCALL | METH_KEYWORDS,
+     "wait($self, /, timeout=None)\n--\n\n"
+     "Block until complete (GIL released), synchronize device streams, return the\n"
+     "value or raise the error; TimeoutError after ``timeout`` seconds. (Compiled fast\n"
+     "path of futurekit.Future.wait.)"},
+    {"value", (PyCFunction)Future_c_value, METH_NOARGS,
+     "value($self, /)\n--\n\n"
+     "The result without blocking; raises the error, or InvalidStateError if pending.\n"
+     "(Compiled fast path of futurekit.Future.value.)"},
+    {"done", (PyCFunction)Future_c_done, METH_NOARGS,
+     "done($self, /)\n--\n\nWhether the future has completed (value, error or cancellation)."},
+    {"add_done_callback", (PyCFunction)(void (*)(void))Future_c_add_done_callback,
+     METH_FASTCALL | METH_KEYWORDS,
+     "add_done_callback($self, /, callback)\n--\n\n"
+     "Run ``callback(self)`` on completion, or at once if complete; its errors are\n"
+     "logged. (Compiled fast path of futurekit.Future.add_done_callback.)"},
+    {"then", (PyCFunction)(void (*)(void))Future_c_then, METH_FASTCALL | METH_KEYWORDS,
+     "then($self, /, callback, *, executor=None, unwrap=False)\n--\n\n"
+     "A child future completed with ``callback(self)``. (Compiled fast path of\n"
+     "futurekit.Future.then.)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Future_members[] = {
+    {"_state", T_OBJECT_EX, offsetof(FutureObject, state), 0, NULL},
+    {"_observed", T_OBJECT_EX, offsetof(FutureObject, observed), 0, NULL},
+    {"_value", T_OBJECT_EX, offsetof(FutureObject, value), 0, NULL},
+    {"_cb1", T_OBJECT_EX, offsetof(FutureObject, cb1), 0, NULL},
+    {"_cbs", T_OBJECT_EX, offsetof(FutureObject, cbs), 0, NULL},
+    {"_rm", T_OBJECT_EX, offsetof(FutureObject, rm), 0, NULL},
+    {"_waiters", T_OBJECT_EX, offsetof(FutureObject, waiters), 0, NULL},
+    {"_dev", T_OBJECT_EX, offsetof(FutureObject, dev), 0, NULL},
+    {"_guard", T_OBJECT_EX, offsetof(FutureObject, guard), 0, NULL},
+    {"__weakref__", T_OBJECT, offsetof(FutureObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject FutureType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "futurekit.core._speedups.FutureBase",
+    .tp_basicsize = sizeof(FutureObject),
+    .tp_dealloc = (destructor)Future_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The state every future carries (compiled); see futurekit.Future.",
+    .tp_traverse = (traverseproc)Future_traverse,
+    .tp_clear = (inquiry)Future_clear,
+    .tp_weaklistoffset = offsetof(FutureObject, weakreflist),
+    .tp_methods = Future_methods,
+    .tp_members = Future_members,
+    .tp_init = (initproc)Future_init,
+    .tp_new = Future_new,
+};
+
+#endif /* FUTUREKIT_SPEEDUPS_METHODS_H */
