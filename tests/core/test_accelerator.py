@@ -126,16 +126,21 @@ SCENARIOS = textwrap.dedent(
 )
 
 
-def _trace(pure: bool) -> dict[str, Any]:
+def _run_script(script: str, pure: bool, *args: str) -> Any:
+    """Run ``script`` in a fresh interpreter on one core; its last line, as JSON."""
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop(_accelerator.ENV_VAR, None)
     if pure:
         env[_accelerator.ENV_VAR] = "1"
     proc = subprocess.run(
-        [sys.executable, "-c", SCENARIOS], capture_output=True, text=True, env=env, timeout=90
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, timeout=90
     )
     assert proc.returncode == 0, proc.stderr
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _trace(pure: bool) -> dict[str, Any]:
+    result: dict[str, Any] = _run_script(SCENARIOS, pure)
     return result
 
 
@@ -491,22 +496,8 @@ RANDOM_PROGRAMS = textwrap.dedent(
 
 
 def test_random_programs_give_the_same_trace_on_both_cores() -> None:
-    def run(pure: bool) -> Any:
-        env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        env.pop(_accelerator.ENV_VAR, None)
-        if pure:
-            env[_accelerator.ENV_VAR] = "1"
-        proc = subprocess.run(
-            [sys.executable, "-c", RANDOM_PROGRAMS, "300"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=90,
-        )
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout)
-
-    pure, default = run(True), run(False)
+    pure = _run_script(RANDOM_PROGRAMS, True, "300")
+    default = _run_script(RANDOM_PROGRAMS, False, "300")
     assert len(pure) == 300
     for seed, (a, b) in enumerate(zip(pure, default, strict=True)):
         assert a == b, f"program {seed} differs between the pure-Python and the default core"

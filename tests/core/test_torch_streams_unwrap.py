@@ -8,7 +8,7 @@ child's events on torch's streams, not on its default stream).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ import pytest
 from futurekit import Device, Future, from_torch
 from futurekit.backends import BackendSpec, _registry, hookimpl
 
-from .conftest import ACCELERATOR_PLUGINS, FakeAccelerator
+from .conftest import FakeAccelerator
 
 torch = pytest.importorskip("torch")
 
@@ -48,10 +48,8 @@ class Marked(FakeAccelerator):
 
 
 @pytest.fixture
-def marked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("FUTUREKIT_DISABLE_PLUGINS", ACCELERATOR_PLUGINS)
-    monkeypatch.setenv("FUTUREKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
-    _registry.reset()
+def marked(isolated_registry: Callable[..., str]) -> None:
+    """The ``Marked`` backend for device type ``mark``, in the isolated test registry."""
     backend = Marked()
 
     class Plugin:
@@ -62,9 +60,6 @@ def marked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             )
 
     _registry.register(Plugin())
-    yield
-    monkeypatch.undo()
-    _registry.reset()
 
 
 def _streams_of(fut: Future[Any]) -> list[str]:

@@ -48,17 +48,6 @@ Lock_enter(PyObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-Lock_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (!g_held) {
-        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
-        return NULL;
-    }
-    unlock();
-    Py_RETURN_NONE;
-}
-
-static PyObject *
 Lock_acquire(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"blocking", NULL};
@@ -81,6 +70,13 @@ Lock_release(PyObject *self, PyObject *Py_UNUSED(ignored))
     }
     unlock();
     Py_RETURN_NONE;
+}
+
+/* ``with lock:`` leaves through release(), whatever happened in the block. */
+static PyObject *
+Lock_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return Lock_release(self, NULL);
 }
 
 static PyObject *
