@@ -23,6 +23,8 @@ from .core._errors import (
     UnwrapCycleError,
 )
 from .core._future import Future
+from .core._resolver import Resolver as _Resolver
+from .core._resolver import install as _install_resolver
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
 if TYPE_CHECKING:
@@ -55,6 +57,28 @@ __all__ = (
 )
 
 _LAZY = {"from_asyncio", "from_concurrent", "from_torch"}
+
+
+def _backend(device_type: str, name: str | None) -> object:
+    from .backends._registry import get_backend
+
+    return get_backend(device_type, name)
+
+
+def _int_type() -> str:
+    from .backends._registry import int_device_type
+
+    return int_device_type()
+
+
+def _describe(backend: object) -> str:
+    from .backends._registry import describe_backend
+
+    return describe_backend(backend)
+
+
+# The core knows no backends: it is handed the registry (loaded on first use).
+_install_resolver(_Resolver(_backend, _int_type, _describe))
 
 
 def __getattr__(name: str) -> object:

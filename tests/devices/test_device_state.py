@@ -13,7 +13,8 @@ import pytest
 from futurekit import BackendError, Device, Future, InvalidDeviceError
 from futurekit.backends import BackendBase, BackendSpec, _registry, hookimpl
 from futurekit.backends.cpu import CpuBackend
-from futurekit.core._device_state import DeviceState, Recorded
+from futurekit.core._device_plan import DevicePlan
+from futurekit.core._device_state import DeviceState
 from futurekit.testing import sim
 
 SLOW = 0.2
@@ -81,7 +82,7 @@ def test_fake_backend_device_count_is_enforced(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(
         InvalidDeviceError,
         match=r"Device index value 3 is out of index range \[0, 3\): fake:3 does not exist "
-        r"\(<fake backend> has 3 fake devices\)",
+        r"\(backend 'fake' has 3 fake devices\)",
     ):
         Future(devices=["fake:3"])
 
@@ -176,7 +177,7 @@ def test_recorded_events_carry_the_completion_device() -> None:
         fut.set_result(sim.Buffer("sim:1", 1))
     dev = fut._dev
     assert isinstance(dev, DeviceState)
-    assert isinstance(dev.events, Recorded) and dev.completed_on == Device("sim", 1)
+    assert dev.completed_on == Device("sim", 1)
     assert [d for d, _ in dev.events] == [Device("sim", 1)]
 
 
@@ -245,7 +246,7 @@ def test_call_when_ready_hands_over_a_synchronize_error() -> None:
         def synchronize_event(self, event: Any) -> None:
             raise boom
 
-    dev.backend = Failing(dev.backend)  # type: ignore[assignment]
+    dev = DeviceState(DevicePlan(Failing(dev.backend), dev.devices), dev.events)
     got: list[Any] = []
     ran = threading.Event()
     dev.call_when_ready(lambda e: (got.append(e), ran.set()))

@@ -289,6 +289,10 @@ def test_selection_skips_unavailable_backends_and_honours_overrides(monkeypatch)
     assert "the simulator is switched off" in str(info.value)
     assert "futurekit[simoff]" in str(info.value)
     monkeypatch.setenv("FUTUREKIT_BACKEND_SIM", "sim-broken")
+    # read when the type's backend is chosen (once); a reset chooses again
+    assert type(Future(devices=["sim:0"])._dev.backend) is SimBackend
+    reset()
+    register(_Plugin(), name="sim-test-plugin")
     assert isinstance(Future(devices=["sim:0"])._dev.backend, _RecordFails)
 
 

@@ -118,9 +118,58 @@ class BackendBase:
         """By default, a context that changes nothing."""
         yield
 
+    use_streams.futurekit_default = True  # type: ignore[attr-defined]
+
     def record_value_on_stream(self, obj: Any, stream: Any) -> None:
         """Allocator hint (torch's ``record_stream``); nothing by default."""
         return None
+
+    #: Marks the default: the core keeps no buffers for a backend without a hint.
+    record_value_on_stream.futurekit_default = True  # type: ignore[attr-defined]
+
+    def record_values_on_stream(self, buffers: Sequence[Any], stream: Any) -> None:
+        """The allocator hint for many buffers at once (the core calls this one).
+
+        By default, :meth:`record_value_on_stream` for each buffer; a backend whose
+        hint does nothing (or that can do it in bulk) overrides it.
+        """
+        record = self.record_value_on_stream
+        for buffer in buffers:
+            record(buffer, stream)
+
+    record_values_on_stream.futurekit_default = True  # type: ignore[attr-defined]
+
+    def enter_streams(self, streams: Sequence[Any]) -> Any:
+        """Make ``streams`` current; returns a token for :meth:`exit_streams`.
+
+        The core's fast form of :meth:`use_streams` (no context-manager object per
+        callback). By default it enters ``use_streams(streams)``; a backend that
+        overrides one of the pair overrides both.
+        """
+        manager = self.use_streams(streams)
+        manager.__enter__()
+        return manager
+
+    enter_streams.futurekit_default = True  # type: ignore[attr-defined]
+
+    def exit_streams(self, token: Any) -> None:
+        """Restore the streams that :meth:`enter_streams` replaced."""
+        token.__exit__(None, None, None)
+
+    def enter_device(self, device: Device) -> Any:
+        """Make ``device`` current; returns a token for :meth:`exit_device`.
+
+        The core's fast form of :meth:`use_device`; by default it enters it.
+        """
+        manager = self.use_device(device)
+        manager.__enter__()
+        return manager
+
+    enter_device.futurekit_default = True  # type: ignore[attr-defined]
+
+    def exit_device(self, token: Any) -> None:
+        """Restore the device that :meth:`enter_device` replaced."""
+        token.__exit__(None, None, None)
 
     def current_device(self) -> Device | None:
         """The calling thread's current device of this type; ``None``: no such notion.
@@ -133,6 +182,8 @@ class BackendBase:
     def use_device(self, device: Device) -> contextlib.AbstractContextManager[None]:
         """Make ``device`` the calling thread's current device, restoring after."""
         return contextlib.nullcontext()
+
+    use_device.futurekit_default = True  # type: ignore[attr-defined]
 
     def from_torch_streams(
         self, devices: Sequence[Device]

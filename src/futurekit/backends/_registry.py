@@ -33,6 +33,7 @@ from typing import Any
 
 import pluggy
 
+from futurekit.core import _resolver
 from futurekit.core._errors import BackendError, BackendUnavailableError
 
 from ._hookspec import PROJECT_NAME, FuturekitSpecs
@@ -440,6 +441,7 @@ class _Registry:
     def refresh(self) -> None:
         with self.lock:
             self._collect(self.manager())
+        _resolver.bump()  # the core resolves its device plans again
 
     # -- loading, validation and availability -------------------------------------
     def ensure(self, entry: _Entry) -> None:
@@ -797,9 +799,28 @@ def unregister(plugin: object | None = None, name: str | None = None) -> None:
     _REGISTRY.flush()
 
 
+def describe_backend(backend: object) -> str:
+    """Name a loaded backend for error messages: its plugin, distribution and version.
+
+    ``backend 'mydev' (plugin 'mydev_plugin', distribution mydev 1.0)``; a backend
+    object the registry did not load is named by its class.
+    """
+    for entry in list(_REGISTRY.entries.values()):
+        if entry.backend is backend and backend is not None:
+            named = not entry.plugin.isdigit()  # pluggy names anonymous plugins by id()
+            parts = [f"plugin {entry.plugin!r}"] if named else []
+            if entry.distribution:
+                dist = entry.distribution + (f" {entry.version}" if entry.version else "")
+                parts.append(f"distribution {dist}")
+            return f"backend {entry.spec.name!r}" + (f" ({', '.join(parts)})" if parts else "")
+    kind = getattr(backend, "device_type", None)
+    return f"backend {type(backend).__qualname__}" + (f" for {kind!r}" if kind else "")
+
+
 def reset() -> None:
     """Forget every plugin and cached backend; the next call reloads (for tests)."""
     global _REGISTRY
     _REGISTRY = _Registry()
+    _resolver.bump()
     _extra_installed.cache_clear()
     _dist_version.cache_clear()

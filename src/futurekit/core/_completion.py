@@ -186,7 +186,7 @@ def complete(
 ) -> bool:
     """Publish ``state``/``value`` and run the registrations; False if already complete.
 
-    ``prepared`` is ``(events, buffers)`` from ``DeviceState.prepare``; they are
+    ``prepared`` is the :class:`DeviceState` from ``DeviceState.prepare``; it is
     published together with the state. With ``run=False`` the registrations are only
     pushed on this thread's pending stack (:func:`drain` completing a ``then`` child:
     its loop takes them next, in the same order, one frame less per link). Raises
@@ -210,9 +210,8 @@ def complete(
             if fut._state:
                 return False
             if batch is not None or (fut._cb1 is None and fut._rm is None):
-                if prepared is not None:
-                    dev = fut._dev
-                    dev.events, dev.buffers = prepared  # type: ignore[union-attr]
+                if prepared is not None:  # the device state with the recorded events;
+                    fut._dev = prepared  # the old one is its plan's (never freed here)
                 fut._value = value
                 fut._state = state
                 waiters = fut._waiters

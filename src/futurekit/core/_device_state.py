@@ -1,20 +1,29 @@
-"""Per-future device state: the backend, the devices, and the recorded events.
+"""Per-future device state: the recorded events, and the device hot path.
 
 This is where torch's CUDA future semantics live, written against the generic
-backend protocol (see ``docs/devices.md``):
+backend protocol (see ``docs/devices.md``). Everything a future shares with the
+others made with the same ``devices=`` (the backend, the devices, the bound
+backend methods) is its :class:`~._device_plan.DevicePlan`; a pending future holds
+the plan's shared, event-less state, and completion stores a new one with the
+events:
 
-* ``prepare`` (at ``set_result``): find the buffers, check their devices against
-  the future's, record one event per used device on its current stream;
-* ``sync_current`` (at ``wait()``): make each current stream wait on the events;
-* ``callback_streams`` (around each callback): the device that was current at
-  completion made current again (torch's ``currentDevice_``), and one fresh pool
-  stream per device of the future made current, each already waiting on the events;
-* ``synchronize`` / ``call_when_ready``: the host waits for the recorded events.
+* :meth:`DevicePlan.prepare <DeviceState.prepare>` (at ``set_result``): one walk of
+  the value, the devices it uses checked against the future's, one current-stream
+  query and one event per used device;
+* :meth:`DeviceState.sync_current` (at ``wait()``): per device, one current-stream
+  query, one stream wait and one batch allocator hint (torch's ``record_stream``);
+* :meth:`DeviceState.callback_streams` (around each callback): the device that was
+  current at completion made current again (torch's ``currentDevice_``), and one
+  fresh pool stream per device of the future made current, each already waiting
+  on the events;
+* :meth:`DeviceState.synchronize` / :meth:`DeviceState.call_when_ready`: the host
+  waits for the recorded events.
 
 Optional backend members, used when present (see ``BackendBase``):
-``current_device()``, ``use_device(device)``, ``opaque_types``,
-``order_buffer(buffer, stream)``, ``record_value_on_stream(buffer, stream)`` and
-``from_torch_streams(devices)``.
+``current_device()``, ``enter_device``/``exit_device`` (or ``use_device``),
+``enter_streams``/``exit_streams`` (or ``use_streams``), ``opaque_types``,
+``order_buffer(buffer, stream)``, ``record_values_on_stream(buffers, stream)`` (or
+``record_value_on_stream(buffer, stream)``) and ``from_torch_streams(devices)``.
 """
 
 from __future__ import annotations
@@ -24,213 +33,199 @@ import logging
 import queue
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._devices import Device, parse_devices
-from ._errors import BackendError, InvalidDeviceError
+from ._devices import Device
 from ._extract import find_buffers
 
 if TYPE_CHECKING:
-    from futurekit.backends._protocol import Backend
+    from ._device_plan import DevicePlan
 
-__all__ = ["DeviceState", "check_indices", "make_device_state"]
+__all__ = ["DeviceState"]
 
 logger = logging.getLogger("futurekit")
 
-
-def _list_devices(devices: Sequence[Device] | set[Device]) -> str:
-    names = [str(d) for d in sorted(devices)]
-    if not names:
-        return "(none)"
-    if len(names) == 1:
-        return names[0]
-    return ", ".join(names[:-1]) + " and " + names[-1]
+_ref = weakref.ref
 
 
-def _resolve(device_type: str, name: str | None) -> Backend:
-    from futurekit.backends._registry import get_backend
+def _weak(buffers: Any) -> tuple[Any, bool]:
+    """``(weak references to buffers, True)``: torch keeps weak storage references too.
 
-    backend: Backend = get_backend(device_type, name)
-    return backend
-
-
-def _int_type() -> str:
-    from futurekit.backends._registry import int_device_type
-
-    return int_device_type()
-
-
-def make_device_state(devices: Any, backend: str | None) -> DeviceState | None:
-    """Parse ``devices=`` and resolve its backend; ``None`` for a CPU future."""
-    if backend is not None and not isinstance(backend, str):
-        raise TypeError(f"backend must be a backend name (str) or None, got {backend!r}")
-    parsed = parse_devices(devices, _int_type)
-    if not parsed:
-        return None
-    resolved = _resolve(parsed[0].type, backend)
-    check_indices(resolved, parsed)
-    return DeviceState(resolved, parsed)
-
-
-def check_indices(backend: Backend, devices: Sequence[Device]) -> None:
-    """Refuse device indices beyond ``backend.device_count()`` (torch's message).
-
-    torch only notices an out-of-range index when it first asks for a stream on it
-    (``Device index value 5 is out of index range [0, 2)``); futurekit checks when
-    the future is made, so that no callback can later fail to get a stream.
-
-    Raises:
-        InvalidDeviceError: an index is out of range (a ``ValueError`` and a
-            ``RuntimeError``).
-        BackendError: the backend's ``device_count()`` is not a non-negative int.
+    Buffers that cannot be weakly referenced are kept strongly: ``(list, False)``.
     """
-    count = backend.device_count()
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise BackendError(
-            f"{backend!r}.device_count() returned {count!r}; a backend must return the "
-            "number of its devices as an int"
-        )
-    for device in devices:
-        if not 0 <= device.index < count:
-            raise InvalidDeviceError(
-                f"Device index value {device.index} is out of index range [0, {count}): "
-                f"{device} does not exist ({backend!r} has {count} {device.type} "
-                f"device{'' if count == 1 else 's'})"
-            )
+    try:
+        return [_ref(b) for b in buffers], True
+    except TypeError:
+        return list(buffers), False
 
 
-class _StrongRef:
-    """Stands in for a weak reference to an object that cannot be weakly referenced."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: Any) -> None:
-        self.obj = obj
-
-    def __call__(self) -> Any:
-        return self.obj
-
-
-class Recorded(tuple):  # type: ignore[type-arg]
-    """The events of a completed device future, plus the device current at completion.
-
-    A tuple of ``(device, event)`` pairs (what the core stores as ``dev.events``);
-    ``device`` is the device of the future's type that was current in the completing
-    thread (``None`` when the backend has no current device). Callbacks run with it
-    made current again, as torch's do.
-    """
-
-    device: Device | None
-
-    def __new__(cls, events: Any, device: Device | None) -> Recorded:
-        self = super().__new__(cls, events)
-        self.device = device
-        return self
+def _alive(group: tuple[Any, Any, bool]) -> Any:
+    """The buffers of one device group still alive (weak groups skip freed ones)."""
+    _, items, weak = group
+    if not weak:
+        return items
+    alive = [r() for r in items]
+    if None in alive:
+        alive = [b for b in alive if b is not None]  # freed since set_result
+    return alive
 
 
 class DeviceState:
-    """Device bookkeeping of one non-CPU future."""
+    """The device side of one future: its plan, and the events of its completion.
 
-    __slots__ = ("backend", "buffers", "devices", "events")
+    Attributes:
+        plan: the shared :class:`~._device_plan.DevicePlan`.
+        backend: the backend (``plan.backend``).
+        devices: the future's devices, sorted (``plan.devices``).
+        events: ``((device, event), ...)``, one per device the value uses; empty
+            while pending, for a failed future and for a value without buffers.
+        buffers: ``((device, buffers, weak), ...)`` for the allocator hint; ``weak``
+            says the buffers are weak references (a mutable container's items:
+            a buffer freed since ``set_result`` is skipped, as torch does).
+        completed_on: the device of the future's type that was current in the
+            completing thread (``None`` when the backend has no current device).
+    """
 
-    def __init__(self, backend: Backend, devices: tuple[Device, ...]) -> None:
-        self.backend = backend
-        self.devices = devices
-        self.events: tuple[tuple[Device, Any], ...] = ()
-        self.buffers: tuple[Any, ...] = ()
+    __slots__ = ("buffers", "completed_on", "events", "plan")
+
+    def __init__(
+        self,
+        plan: DevicePlan,
+        events: tuple[tuple[Device, Any], ...] = (),
+        buffers: tuple[tuple[Device, Any, bool], ...] = (),
+        completed_on: Device | None = None,
+    ) -> None:
+        self.plan = plan
+        self.events = events
+        self.buffers = buffers
+        self.completed_on = completed_on
+
+    @property
+    def backend(self) -> Any:
+        """The backend (the plan's)."""
+        return self.plan.backend
+
+    @property
+    def devices(self) -> tuple[Device, ...]:
+        """The future's devices, sorted (the plan's)."""
+        return self.plan.devices
 
     def child(self) -> DeviceState:
-        """State for a ``then`` child: same backend and devices, no events yet."""
-        return DeviceState(self.backend, self.devices)
+        """State for a ``then`` child: the plan's shared pending state."""
+        return self.plan.pending
 
-    def prepare(self, value: Any) -> tuple[tuple[tuple[Device, Any], ...], tuple[Any, ...]]:
+    def retarget(self, target: DeviceState) -> DeviceState:
+        """These events and buffers, for a future with ``target``'s plan (unwrap)."""
+        return DeviceState(target.plan, self.events, self.buffers, self.completed_on)
+
+    # -- set_result ---------------------------------------------------------------------
+    def prepare(self, value: Any) -> DeviceState:
         """Find the buffers in ``value`` and record events on the current streams.
 
-        Returns ``(events, buffers)``: ``events`` is a :class:`Recorded` (it also
-        carries the device current at completion); ``buffers`` are weak references
-        to the buffers with their devices, when the backend has the allocator hint.
+        Returns the state to store in the completed future.
 
         Raises:
             ValueError: a buffer lives on a device outside the future's devices
                 (torch's message).
+            BackendError: the backend returned something the core cannot use.
             Exception: whatever the backend raised.
         """
-        from ._completion import FutureBase
-
-        backend = self.backend
-        current_device = getattr(backend, "current_device", None)
+        plan = self.plan
+        current_device = plan.current_device
         completed_on = current_device() if current_device is not None else None
-        skip: tuple[type, ...] = (FutureBase, *getattr(backend, "opaque_types", ()))
-        found = find_buffers(value, backend.device_of, skip)
-        if not found:
-            return Recorded((), completed_on), ()
-        used = {device for _, device in found}
-        expected_type = self.devices[0].type
-        for device in used:
-            if device.type != expected_type:
-                raise ValueError(
-                    f"Expected all data ptrs to be on a device of type {expected_type}, "
-                    f"got one on device {device}"
-                )
-        if not used.issubset(self.devices):
-            raise ValueError(
-                "The result contained tensors residing on device(s) "
-                f"{_list_devices(used - set(self.devices))} which are not among the "
-                f"expected device(s) {_list_devices(self.devices)}"
-            )
-        ordered = sorted(used)
-        streams = {device: backend.current_stream(device) for device in ordered}
-        order = getattr(backend, "order_buffer", None)
+        device_of = plan.device_of
+        device = device_of(value)
+        weak = False
+        if device is not None:  # the value is one buffer (a tensor): the common case
+            if device is not plan.first:
+                device = plan.check_device(device)
+            items: Any = (value,)
+        else:
+            cls = value.__class__
+            items = None
+            if (cls is tuple or cls is list) and value:
+                found = [device_of(item) for item in value]
+                device = found[0]
+                if device is not None and found.count(device) == len(found):
+                    if device is not plan.first:
+                        device = plan.check_device(device)
+                    items = value
+                    weak = cls is list  # a list may drop its items: torch skips freed ones
+            if items is None:
+                return self._prepare_walk(value, completed_on)
+        stream = plan.current_stream(device)
+        order = plan.order_buffer
         if order is not None:  # e.g. a CUDA Array Interface "stream": wait for it first
-            for buf, device in found:
-                order(buf, streams[device])
-        events = Recorded(
-            tuple((device, backend.record_event(streams[device])) for device in ordered),
-            completed_on,
-        )
-        buffers: tuple[Any, ...] = ()
-        if getattr(backend, "record_value_on_stream", None) is not None:
-            refs: list[tuple[Callable[[], Any], Device]] = []
-            for buf, device in found:  # keep each buffer's device: no device_of at wait()
-                try:
-                    refs.append((weakref.ref(buf), device))
-                except TypeError:
-                    refs.append((_StrongRef(buf), device))
-            buffers = tuple(refs)
-        return events, buffers
+            for buf in items:
+                order(buf, stream)
+        events = ((device, plan.record_event(stream)),)
+        if plan.record_values is None:
+            return DeviceState(plan, events, (), completed_on)
+        if weak:
+            items, weak = _weak(items)
+        return DeviceState(plan, events, ((device, items, weak),), completed_on)
 
-    def _record_buffers(self, streams: dict[Device, Any]) -> None:
-        record = getattr(self.backend, "record_value_on_stream", None)
-        if record is None:
-            return
-        for ref, device in self.buffers:
-            buf = ref()
-            if buf is None:
-                continue  # freed since set_result: nothing to protect
-            stream = streams.get(device)
-            if stream is not None:
-                record(buf, stream)
+    def _prepare_walk(self, value: Any, completed_on: Device | None) -> DeviceState:
+        """The general case: walk every container, group the buffers by device."""
+        plan = self.plan
+        found = find_buffers(value, plan.device_of, plan.skip)
+        if not found:
+            return DeviceState(plan, (), (), completed_on)
+        groups: dict[Device, list[Any]] = {}
+        last: Any = None
+        bucket: list[Any] = []
+        for buf, device in found:
+            if device is not last:
+                checked = device if device is plan.first else plan.check_device(device)
+                last = device
+                bucket = groups.setdefault(checked, [])
+            bucket.append(buf)
+        ordered = sorted(groups)
+        streams = {device: plan.current_stream(device) for device in ordered}
+        order = plan.order_buffer
+        if order is not None:
+            for device in ordered:
+                stream = streams[device]
+                for buf in groups[device]:
+                    order(buf, stream)
+        events = tuple((device, plan.record_event(streams[device])) for device in ordered)
+        if plan.record_values is None:
+            return DeviceState(plan, events, (), completed_on)
+        buffers = tuple((device, *_weak(groups[device])) for device in ordered)
+        return DeviceState(plan, events, buffers, completed_on)
 
+    # -- wait() -------------------------------------------------------------------------
     def sync_current(self) -> None:
         """Make the calling thread's current streams wait on the events (no host block)."""
-        backend = self.backend
-        streams: dict[Device, Any] = {}
-        for device, event in self.events:
-            stream = streams[device] = backend.current_stream(device)
-            backend.wait_event(stream, event)
-        if self.buffers:
-            self._record_buffers(streams)
+        events = self.events
+        if not events:
+            return
+        plan = self.plan
+        if len(events) == 1:
+            device, event = events[0]
+            stream = plan.current_stream(device)
+            plan.wait_event(stream, event)
+            if self.buffers:
+                plan.record_values(_alive(self.buffers[0]), stream)  # type: ignore[misc]
+            return
+        streams = {}
+        for device, event in events:
+            stream = streams[device] = plan.current_stream(device)
+            plan.wait_event(stream, event)
+        self._record_buffers(streams)
 
-    @property
-    def completed_on(self) -> Device | None:
-        """The device that was current when the future completed (``None``: unknown)."""
-        device: Device | None = getattr(self.events, "device", None)
-        return device
+    def _record_buffers(self, streams: dict[Device, Any]) -> None:
+        record = self.plan.record_values
+        if record is None:
+            return
+        for group in self.buffers:
+            stream = streams.get(group[0])
+            if stream is not None:
+                record(_alive(group), stream)
 
-    @contextmanager
-    def callback_streams(self) -> Iterator[None]:
+    # -- callbacks ----------------------------------------------------------------------
+    def callback_streams(self) -> _CallbackStreams:
         """Around a callback: the completion's device current, and fresh synchronized pool streams.
 
         As torch: the device that was current at completion is made current (so a
@@ -238,19 +233,7 @@ class DeviceState:
         fresh pool stream per device of the future is made current, each already
         waiting on the events.
         """
-        backend = self.backend
-        device = self.completed_on
-        use_device = getattr(backend, "use_device", None) if device is not None else None
-        with contextlib.ExitStack() as stack:
-            if use_device is not None:
-                stack.enter_context(use_device(device))
-            streams = {d: backend.stream_from_pool(d) for d in self.devices}
-            stack.enter_context(backend.use_streams(list(streams.values())))
-            for dev, event in self.events:
-                backend.wait_event(streams[dev], event)
-            if self.buffers:
-                self._record_buffers(streams)
-            yield
+        return _CallbackStreams(self)
 
     def torch_streams(self) -> contextlib.AbstractContextManager[Any]:
         """Inside a torch future's callback: torch's current streams become the backend's.
@@ -269,7 +252,7 @@ class DeviceState:
 
     def is_ready(self) -> bool:
         """Whether every recorded event has completed."""
-        query = self.backend.query_event
+        query = self.plan.query_event
         return all(query(event) for _, event in self.events)
 
     def synchronize(self) -> None:
@@ -281,7 +264,7 @@ class DeviceState:
         value to threads that know nothing of streams.
         """
         for _, event in self.events:
-            self.backend.synchronize_event(event)
+            self.plan.synchronize_event(event)
 
     def call_when_ready(self, fn: Callable[[BaseException | None], object]) -> None:
         """Call ``fn(None)`` once every recorded event has completed, without blocking.
@@ -333,3 +316,66 @@ def _ready_worker(
                 exc,
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
+
+
+class _CallbackStreams:
+    """The context of one device callback (a class, not a generator: it is hot).
+
+    Enter: the completion's device made current, one pool stream per device of the
+    future made current, each waiting on the events, the buffers recorded on them.
+    Exit: both restored, in reverse order, even when entering failed halfway.
+    """
+
+    __slots__ = ("device_token", "state", "stream_token")
+
+    def __init__(self, state: DeviceState) -> None:
+        self.state = state
+        self.device_token: Any = None
+        self.stream_token: Any = None
+
+    def __enter__(self) -> None:
+        state = self.state
+        plan = state.plan
+        device = state.completed_on
+        entered_device = False
+        if device is not None:
+            self.device_token = plan.enter_device(device)
+            entered_device = True
+        try:
+            pool = plan.stream_from_pool
+            devices = plan.devices
+            if len(devices) == 1:
+                stream = pool(devices[0])
+                streams = [stream]
+                self.stream_token = plan.enter_streams(streams)
+                try:
+                    for _, event in state.events:
+                        plan.wait_event(stream, event)
+                    if state.buffers:
+                        plan.record_values(_alive(state.buffers[0]), stream)  # type: ignore[misc]
+                except BaseException:
+                    plan.exit_streams(self.stream_token)
+                    raise
+                return
+            by_device = {d: pool(d) for d in devices}
+            self.stream_token = plan.enter_streams(list(by_device.values()))
+            try:
+                for dev, event in state.events:
+                    plan.wait_event(by_device[dev], event)
+                if state.buffers:
+                    state._record_buffers(by_device)
+            except BaseException:
+                plan.exit_streams(self.stream_token)
+                raise
+        except BaseException:
+            if entered_device:
+                plan.exit_device(self.device_token)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        plan = self.state.plan
+        try:
+            plan.exit_streams(self.stream_token)
+        finally:
+            if self.state.completed_on is not None:
+                plan.exit_device(self.device_token)

@@ -26,20 +26,33 @@ class Device:
 
     Immutable and hashable; devices sort by type, then index;
     ``str(Device("cuda", 0)) == "cuda:0"``. Like ``torch.device`` it has ``.type``
-    and ``.index``.
+    and ``.index``. Devices are interned: ``Device("cuda", 0) is Device("cuda", 0)``
+    (backends should return these objects from ``device_of``: the device hot path
+    compares by identity first, by equality only when that fails).
     """
 
-    __slots__ = ("_key",)
+    __slots__ = ("_hash", "_key")
     _key: tuple[str, int]
+    _hash: int
 
-    def __init__(self, type: str, index: int) -> None:
+    def __new__(cls, type: str, index: int) -> Device:
+        if type.__class__ is str and index.__class__ is int:
+            found = _INTERNED.get((type, index))
+            if found is not None and cls is Device:
+                return found  # interned: equal devices are usually the same object
         if not (type.__class__ is str and type in _VALID_TYPES):
             _check_type(type)
         if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(f"Device index must be an int, got {index!r}; e.g. Device({type!r}, 0)")
         if index < 0:
             raise InvalidDeviceError(f"Device index must not be negative, got {type}:{index}")
-        object.__setattr__(self, "_key", (type, index))
+        key = (str(type), int(index))
+        self = object.__new__(cls)
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_hash", hash(key))
+        if cls is Device and len(_INTERNED) < _MAX_INTERNED:
+            self = _INTERNED.setdefault(key, self)
+        return self
 
     @property
     def type(self) -> str:
@@ -66,7 +79,7 @@ class Device:
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(self._key)
+        return self._hash
 
     def __lt__(self, other: Device) -> bool:
         if not isinstance(other, Device):
@@ -103,6 +116,10 @@ _INDEX = re.compile(r"(?:0|[1-9][0-9]*)\Z", re.ASCII)
 #: Device types already validated (bounded), so that building a Device stays cheap.
 _VALID_TYPES: set[str] = set()
 _MAX_CACHED_TYPES = 256
+#: Interned devices: ``Device("cuda", 0) is Device("cuda", 0)`` (bounded), so that the
+#: device hot path compares devices by identity first.
+_INTERNED: dict[tuple[str, int], Device] = {}
+_MAX_INTERNED = 4096
 
 
 def _check_type(kind: object) -> None:

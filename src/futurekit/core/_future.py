@@ -24,6 +24,7 @@ from ._completion import (
     link_error,
     resolve,
 )
+from ._device_plan import plan_for
 from ._errors import (
     ALREADY_COMPLETED,
     CancelledError,
@@ -92,12 +93,7 @@ class Future(_GenericBase[T], FutureBase):
         self._observed = False
         if backend is not None:
             _check_backend(backend, devices)
-        if devices is None:
-            self._dev = None
-        else:
-            from ._device_state import make_device_state
-
-            self._dev = make_device_state(devices, backend)
+        self._dev = None if devices is None else plan_for(devices, backend)
 
     # -- completion -------------------------------------------------------------
     def set_result(self, result: T) -> None:

@@ -106,7 +106,7 @@ def hand_over(src: FutureBase, target: FutureBase, value: Any) -> None:
         resolve(target, value)
         return
     if sdev.backend is tdev.backend and all(d in tdev.devices for d, _ in sdev.events):
-        complete(target, DONE, value, (sdev.events, sdev.buffers))
+        complete(target, DONE, value, sdev.retarget(tdev))
         return
     err = under_streams(sdev.callback_streams, resolve, target, value)
     if err is not None:  # the backend cannot order the hand-over: fail loudly

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from futurekit.core._device_state import DeviceState
+from futurekit.core._device_plan import DevicePlan
 from futurekit.core._devices import Device, DeviceLike, parse_device
 from futurekit.core._future import Future
 
@@ -103,7 +103,7 @@ def bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
 def future_on(backend: Any, devices: Sequence[Device]) -> Future[Any]:
     """A device future that uses ``backend`` (no registry involved)."""
     fut: Future[Any] = Future()
-    fut._dev = DeviceState(backend, tuple(devices))
+    fut._dev = DevicePlan(backend, tuple(devices)).pending
     return fut
 
 
