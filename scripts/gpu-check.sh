@@ -19,7 +19,7 @@ PY="${PYTHON:-python3}"
 
 echo "== futurekit GPU check ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
 # the core's compiled accelerator, built in place (the pure-Python core runs without it)
-"$PY" hatch_build.py || echo "  (running the pure-Python core)"
+"$PY" setup.py -q build_ext --inplace || echo "  (running the pure-Python core)"
 "$PY" -c 'from futurekit.core import _accelerator as a; print("  core:", a.status)'
 "$PY" - <<'PYEOF'
 import importlib
