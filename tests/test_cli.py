@@ -255,6 +255,24 @@ def test_doctor_lists_unavailable_backends_with_their_extra(
     assert "pip install '.[fakeextra]'" in line  # from a checkout: not on PyPI yet
 
 
+def test_doctor_gives_an_install_hint_once_when_the_reason_has_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from futurekit.backends._spec import install_hint
+
+    class NotInstalled(FakeBackend):  # as torch's: "torch is not installed: install ..."
+        def unavailable_reason(self) -> str | None:
+            return f"fakelib is not installed: {install_hint('fakeextra')}"
+
+    register(plugin("fake-off", NotInstalled(), extra="fakeextra"), name="fake-off-plugin")
+    code, out, _ = run(["doctor"], capsys)
+    assert code == 0
+    [line] = [x for x in out.splitlines() if x.startswith("[----] fake-off (fake):")]
+    assert line.startswith("[----] fake-off (fake): fakelib is not installed: install the ")
+    assert line.count("futurekit[fakeextra]") == 1, line
+    assert line.count("pip install '.[fakeextra]'") == 1, line
+
+
 def test_doctor_counts_a_plugin_that_failed_to_load_as_a_failure(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -180,6 +180,13 @@ def _unavailable_detail(info: Any) -> str:
     """Why a backend is unavailable, and how to get it (said once)."""
     reason = info.reason or "unavailable"
     fix = getattr(info, "fix", None)
+    if fix and info.extra:  # a reason that says how to install: the fix does not repeat it
+        from futurekit.backends._spec import install_hint
+
+        hint = install_hint(info.extra)
+        if hint in reason:
+            fix = fix.replace(f" ({hint})", "")
+            fix = None if fix.endswith(hint) else fix
     if fix:  # the registry knows what is missing (an extra, or a CUDA build of torch)
         return f"{reason}; {fix}" if fix not in reason else str(reason)
     if not info.extra:
