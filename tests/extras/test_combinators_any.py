@@ -17,6 +17,7 @@ COMBINATORS = [
     ("wait_any", lambda fs: futurekit.wait_any(fs, timeout=0)),
     ("as_completed", lambda fs: list(futurekit.as_completed(fs, timeout=0))),
     ("collect_all", lambda fs: futurekit.collect_all(fs)),
+    ("wait_all", lambda fs: futurekit.wait_all(fs)),  # its errors name wait_all, not collect_all
 ]
 
 
@@ -31,7 +32,7 @@ def test_none_element(name: str, call: Any) -> None:
 
 @pytest.mark.parametrize(("name", "call"), COMBINATORS)
 def test_non_future_element(name: str, call: Any) -> None:
-    with pytest.raises(futurekit.InvalidFutureError, match="index 1"):
+    with pytest.raises(futurekit.InvalidFutureError, match=rf"^{name}\(\) .* index 1"):
         call([Future(), 3])
     with pytest.raises(TypeError, match="from_concurrent"):
         import concurrent.futures as cf

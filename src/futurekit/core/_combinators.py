@@ -132,7 +132,7 @@ def wait_all(futures: Sequence[Future[Any]]) -> list[Any]:
             append(fut._value)
         else:
             return values
-    return [fut.wait() for fut in collect_all(futures).wait()]
+    return [fut.wait() for fut in collect_all(_validate(futures, "wait_all")).wait()]
 
 
 class _First(InternalCallback):
