@@ -260,7 +260,7 @@ def command(args: argparse.Namespace, out: TextIO) -> int:
     """
     from futurekit.backends import plugin_failures
 
-    from .main import EXIT_FAILED, EXIT_OK, failure_line
+    from ._output import EXIT_FAILED, EXIT_OK, failure_line
 
     def progress(line: str) -> None:
         if not args.json:

@@ -23,14 +23,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, TextIO
 
-__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+from ._output import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_OK, EXIT_USAGE, failure_line
 
-#: Exit statuses.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-#: The reader of our output went away (``futurekit doctor | head -1``): 128 + SIGPIPE.
-EXIT_BROKEN_PIPE = 141
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
 def _version_line() -> str:
@@ -120,15 +115,6 @@ def backends_data() -> dict[str, Any]:
         "failures": [asdict(f) for f in plugin_failures()],
         "disabled": list(disabled_plugins()),
     }
-
-
-def failure_line(failure: dict[str, Any]) -> str:
-    """A plugin that failed, as ``name (distribution d)[, backend b]: error``."""
-    name = failure.get("plugin") or failure.get("name") or "?"
-    dist = failure.get("distribution")
-    where = f" (distribution {dist})" if dist and dist != name else ""
-    backend = f", backend {failure['backend']}" if failure.get("backend") else ""
-    return f"{name}{where}{backend}: {failure.get('error', '')}"
 
 
 def _table(rows: list[list[str]], out: TextIO) -> None:
