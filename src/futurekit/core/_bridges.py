@@ -3,7 +3,8 @@
 Every conversion is non-blocking and propagates values, errors and cancellation.
 torch and asyncio are imported only when a conversion needs them. These functions
 take any futurekit future and never construct one (see :mod:`._interop` for the
-other direction), so :mod:`._future` can import them without a cycle.
+other direction). :mod:`._future` imports this module, so this module names the
+part of ``Future`` it uses by its shape (:class:`Source`), never by importing it.
 """
 
 from __future__ import annotations
@@ -15,18 +16,35 @@ from ._registration import register, retrieved
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:
-    from typing import Any, TypeVar
+    from typing import Any, Protocol, TypeVar
 
-    from ._future import Future
+    from ._devices import Device
 
     T = TypeVar("T")
+    T_co = TypeVar("T_co", covariant=True)
+
+    class Source(Protocol[T_co]):
+        """What the bridges use of a ``futurekit.Future`` beyond its ``FutureBase``."""
+
+        @property
+        def devices(self) -> tuple[Device, ...]:
+            """The future's devices."""
+
+        def cancel(self) -> bool:
+            """Cancel the future if it is pending."""
+
+        def value(self) -> T_co:
+            """The future's value."""
+
 
 __all__ = ["to_asyncio", "to_concurrent", "to_torch"]
 
 
-def _check(fut: object, fn: str) -> None:
+def _check(fut: object, fn: str) -> FutureBase:
+    """``fut`` itself, as the core's future it must be (else a TypeError naming ``fn``)."""
     if not isinstance(fut, FutureBase):
         raise TypeError(f"{fn}() expects a futurekit.Future, got {type(fut).__name__}")
+    return fut
 
 
 # -- torch ---------------------------------------------------------------------------
@@ -61,7 +79,7 @@ class _ToTorch(InternalCallback):
                 tf.set_exception(exc)
 
 
-def to_torch(fut: Future[Any]) -> Any:
+def to_torch(fut: Source[Any]) -> Any:
     """A ``torch.futures.Future`` completed when ``fut`` completes (value or error).
 
     It can be returned wherever torch expects a ``torch.futures.Future`` (a DDP
@@ -75,7 +93,7 @@ def to_torch(fut: Future[Any]) -> Any:
         ModuleNotFoundError: torch is not installed (the ``torch`` extra).
         ValueError: ``fut`` has devices of a type torch does not know (such as ``sim``).
     """
-    _check(fut, "to_torch")
+    core = _check(fut, "to_torch")
     try:
         import torch
     except ModuleNotFoundError as exc:  # pragma: no cover - torch is a test dependency
@@ -91,12 +109,12 @@ def to_torch(fut: Future[Any]) -> Any:
             f"to_torch(): torch futures cannot hold the devices {devices} of this future "
             f"({exc}); wait() on it and complete a CPU torch future instead"
         ) from exc
-    register(fut, _ToTorch(tf))
+    register(core, _ToTorch(tf))
     return tf
 
 
 # -- concurrent.futures --------------------------------------------------------------
-def to_concurrent(fut: Future[T]) -> cf.Future[T]:
+def to_concurrent(fut: Source[T]) -> cf.Future[T]:
     """A ``concurrent.futures.Future`` completed when ``fut`` completes (never blocks).
 
     Cancelling the returned future cancels ``fut`` and vice versa.
@@ -104,7 +122,7 @@ def to_concurrent(fut: Future[T]) -> cf.Future[T]:
     Raises:
         TypeError: ``fut`` is not a futurekit Future.
     """
-    _check(fut, "to_concurrent")
+    core = _check(fut, "to_concurrent")
     out: cf.Future[T] = cf.Future()
 
     def _back(other: cf.Future[T]) -> None:
@@ -112,7 +130,7 @@ def to_concurrent(fut: Future[T]) -> cf.Future[T]:
             fut.cancel()
 
     out.add_done_callback(_back)
-    register(fut, _ToConcurrent(out))
+    register(core, _ToConcurrent(out))
     return out
 
 
@@ -149,7 +167,7 @@ class _ToConcurrent(InternalCallback):
 
 
 # -- asyncio -------------------------------------------------------------------------
-def to_asyncio(fut: Future[Any], loop: Any = None) -> Any:
+def to_asyncio(fut: Source[Any], loop: Any = None) -> Any:
     """An ``asyncio.Future`` on ``loop`` (default: the running loop) following ``fut``.
 
     Completion is handed to the loop thread-safely. Cancelling the asyncio future
@@ -158,7 +176,7 @@ def to_asyncio(fut: Future[Any], loop: Any = None) -> Any:
     """
     import asyncio
 
-    _check(fut, "to_asyncio")
+    core = _check(fut, "to_asyncio")
     if loop is None:
         try:
             loop = asyncio.get_running_loop()
@@ -179,20 +197,20 @@ def to_asyncio(fut: Future[Any], loop: Any = None) -> Any:
     def _copy() -> None:
         if aio.done():
             return
-        if fut._state == CANCELLED:
+        if core._state == CANCELLED:
             aio.cancel()
-        elif fut._state == DONE:
-            aio.set_result(fut._value)
+        elif core._state == DONE:
+            aio.set_result(core._value)
         else:
-            retrieved(fut)
-            aio.set_exception(fut._value)
+            retrieved(core)
+            aio.set_exception(core._value)
 
     def _on_aio_done(a: Any) -> None:
         if a.cancelled():
             fut.cancel()
 
     aio.add_done_callback(_on_aio_done)
-    register(fut, _CallInLoop(loop, _copy))
+    register(core, _CallInLoop(loop, _copy))
     return aio
 
 
