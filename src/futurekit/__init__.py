@@ -8,6 +8,7 @@ pluggy.
 
 from __future__ import annotations
 
+from ._version import __version__
 from .core._combinators import as_completed, collect_all, collect_any, wait_all, wait_any
 from .core._devices import Device
 from .core._errors import (
@@ -29,8 +30,6 @@ from .core._resolver import install as _install_resolver
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
 if TYPE_CHECKING:
     from .core._interop import from_asyncio, from_concurrent, from_torch
-
-__version__ = "0.1.0"
 
 __all__ = (
     "BackendError",

@@ -178,7 +178,7 @@ def _own_version() -> str | None:
     try:
         return importlib.metadata.version("futurekit")
     except importlib.metadata.PackageNotFoundError:
-        from futurekit import __version__
+        from futurekit._version import __version__
 
         return __version__
 
