@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from dataclasses import fields
@@ -16,11 +17,24 @@ from futurekit._cli.bench.report import check_rows
 pytestmark = pytest.mark.timeout(240)
 
 
+FROZEN: dict[str, int] = {}
+
+
 @pytest.fixture(scope="module")
 def tiny_run() -> tuple[list[Row], list[str]]:
     messages: list[str] = []
+    FROZEN["before"] = gc.get_freeze_count()
     rows = _bench.run(quick=True, progress=messages.append, tiny=True)
+    FROZEN["after"] = gc.get_freeze_count()
     return rows, messages
+
+
+def test_the_run_leaves_the_collector_as_it_found_it(
+    tiny_run: tuple[list[Row], list[str]],
+) -> None:
+    # the run freezes the heap it found (so that its gc.collect() calls are cheap) and
+    # gives it back: nothing of the caller's stays out of the collector's sight
+    assert FROZEN["after"] == FROZEN["before"]
 
 
 def _number_or_none(value: Any) -> bool:
@@ -131,3 +145,29 @@ def test_bad_arguments_raise_clear_errors() -> None:
         _bench.to_json([1, 2])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="Row"):
         check_rows([_bench.Row("x", None, None, None, None, None, "", None), 3])
+
+
+def test_the_import_row_is_the_best_of_its_fresh_interpreters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from futurekit._cli.bench import probes
+
+    imports = iter([0.050, 0.030, 0.010, 0.020])  # the warm-up child, then three
+    bares = iter([0.009, 0.007, 0.008])
+    children: list[str] = []
+
+    def child(code: str, env: dict[str, str]) -> tuple[float, str]:
+        children.append(code)
+        if code == "pass":
+            return next(bares), ""
+        seconds = next(imports)
+        return seconds + 0.01, f"{seconds!r}\n\n"
+
+    monkeypatch.setattr(probes, "_python", child)
+    res = probes.import_cost(3, with_torch=False)
+    assert len(children) == 7  # a warm-up, then three bare and three importing children
+    assert res.reps == 3
+    assert res.in_process_s == pytest.approx(0.010)
+    assert res.import_wall_s == pytest.approx(0.020)
+    assert res.bare_wall_s == pytest.approx(0.007)
+    assert suite.PLANS["quick"].import_reps == 5  # futurekit bench --quick: best of 5

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import os
 import pickle
-import statistics
 import subprocess
 import sys
 import time
@@ -78,8 +77,13 @@ def _python(code: str, env: dict[str, str]) -> tuple[float, str]:
 
 @dataclass
 class ImportResult:
-    """``import futurekit`` in fresh interpreters (seconds, medians)."""
+    """``import futurekit`` in fresh interpreters (seconds, the best of ``reps`` each).
 
+    The best, not the median: what the import itself costs, without the other programs
+    that happened to run on the machine at the same time.
+    """
+
+    reps: int
     in_process_s: float
     bare_wall_s: float
     import_wall_s: float
@@ -89,6 +93,9 @@ class ImportResult:
 
 def import_cost(reps: int, with_torch: bool) -> ImportResult:
     """Time ``import futurekit`` in subprocesses, alternating with a bare interpreter.
+
+    Each child is a fresh interpreter (bytecode cached, as for an installed package);
+    every figure is the best (smallest) of ``reps`` children.
 
     Args:
         reps: child interpreters of each kind.
@@ -116,9 +123,10 @@ def import_cost(reps: int, with_torch: bool) -> ImportResult:
         except Exception:  # torch missing or broken: no comparison
             torch_s = None
     return ImportResult(
-        in_process_s=statistics.median(inside),
-        bare_wall_s=statistics.median(bare),
-        import_wall_s=statistics.median(walls),
+        reps=reps,
+        in_process_s=min(inside),
+        bare_wall_s=min(bare),
+        import_wall_s=min(walls),
         forbidden=sorted(forbidden),
         torch_s=torch_s,
     )
