@@ -7,6 +7,7 @@ never pretend that device work ran.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import gc
 import sys
 import threading
@@ -16,12 +17,15 @@ from typing import Any
 import pytest
 
 import futurekit
-from futurekit.backends import _registry
+from futurekit.backends import _cuda_driver, _registry
 from futurekit.backends import cuda as cuda_mod
-from futurekit.backends.cuda import NOT_INSTALLED, CudaPythonBackend, CudaStream
+from futurekit.backends._cuda_driver import NOT_INSTALLED, CudaStream
+from futurekit.backends.cuda import CudaPythonBackend
 from futurekit.backends.torch import TorchBackend
 from futurekit.core._devices import Device
 from futurekit.core._errors import BackendError, BackendUnavailableError
+
+from . import fake_cuda
 
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support:UserWarning")
 
@@ -103,13 +107,13 @@ class _FakeCoreVersion:
     ],
 )
 def test_probe_driver_reasons(driver: Any, version: str, expected: str) -> None:
-    reason, count = cuda_mod._probe_driver(_FakeCoreVersion(version), driver)
+    reason, count = _cuda_driver.probe_driver(_FakeCoreVersion(version), driver)
     assert reason is not None and expected in reason
     assert count == 0
 
 
 def test_probe_driver_ok() -> None:
-    assert cuda_mod._probe_driver(_FakeCoreVersion("1.2.2"), _FakeDriver(count=2)) == (None, 2)
+    assert _cuda_driver.probe_driver(_FakeCoreVersion("1.2.2"), _FakeDriver(count=2)) == (None, 2)
 
 
 # -- leaf detection ---------------------------------------------------------------------
@@ -211,114 +215,64 @@ def test_torch_is_only_used_when_already_imported(monkeypatch: pytest.MonkeyPatc
     assert b.device_of(t) is None  # found through __dlpack_device__: kDLCPU
 
 
-# -- streams: the bookkeeping is ours; a fake cuda.core stands in for the driver --------
-class _FakeStreamObj:
-    """A cuda.core Stream stand-in: a handle and a device."""
-
-    def __init__(self, handle: int, device_id: int = 0) -> None:
-        self.handle = handle
-        self.device = type("D", (), {"device_id": device_id})()
-        self.recorded: list[Any] = []
-        self.waited: list[Any] = []
-
-    @classmethod
-    def from_handle(cls, handle: int) -> _FakeStreamObj:
-        return cls(handle, device_id=handle % 2)
-
-    def record(self, event: Any) -> Any:
-        self.recorded.append((event, _FAKE_CORE.current))
-        return event
-
-    def wait(self, event: Any) -> None:
-        self.waited.append((event, _FAKE_CORE.current))
-
-
-class _FakeEvent:
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.calls: list[tuple[str, int | None]] = []
-
-    @property
-    def is_done(self) -> bool:
-        self.calls.append(("query", _FAKE_CORE.current))
-        return True
-
-    def sync(self) -> None:
-        self.calls.append(("sync", _FAKE_CORE.current))
-
-
-class _FakeDevice:
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def set_current(self) -> None:
-        _FAKE_CORE.current = self.index
-
-    def create_stream(self, options: Any) -> _FakeStreamObj:
-        _FAKE_CORE.streams += 1
-        return _FakeStreamObj(0x1000 * _FAKE_CORE.streams + self.index, self.index)
-
-    def create_event(self, options: Any) -> object:
-        assert options.timing_enabled is False
-        assert options.blocking_sync is True  # synchronize() must not spin a core
-        _FAKE_CORE.events += 1
-        return _FakeEvent(self.index)
-
-
-class _FakeCore:
-    Stream = _FakeStreamObj
-    Device = _FakeDevice
-
-    class EventOptions:
-        def __init__(self, timing_enabled: bool, blocking_sync: bool = False) -> None:
-            self.timing_enabled = timing_enabled
-            self.blocking_sync = blocking_sync
-
-    class StreamOptions:
-        def __init__(self, nonblocking: bool) -> None:
-            self.nonblocking = nonblocking
-
-    LEGACY_DEFAULT_STREAM = _FakeStreamObj(1)
-    PER_THREAD_DEFAULT_STREAM = _FakeStreamObj(2)
-
-    def __init__(self) -> None:
-        self.current: int | None = None
-        self.streams = self.events = 0
-
-
-class _CtxDriver(_FakeDriver):
-    class CUpointer_attribute:
-        CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL = 9
-
-    def cuCtxGetDevice(self) -> tuple[Any, int]:
-        if _FAKE_CORE.current is None:
-            return (_Result(999), 0)
-        return (_Result(0), _FAKE_CORE.current)
-
-    def cuCtxGetCurrent(self) -> tuple[Any, Any]:
-        return (_Result(0), _FAKE_CORE.current)  # the "context" is the device index
-
-    def cuCtxSetCurrent(self, ctx: Any) -> tuple[Any]:
-        _FAKE_CORE.current = ctx
-        return (_Result(0),)
-
-
-_FAKE_CORE = _FakeCore()
+# -- streams and events: our bookkeeping, on fakes that keep the real rules -----------------
+# (tests/backends/fake_cuda.py: per-thread driver contexts, cuda.core's per-thread
+# set_current(), events bound to their context)
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, fake_cuda.FakeDriver]:
+    core, driver = fake_cuda.make(2, pointers={0x7000: 0, 0x9000: 1})
+    driver.cuInit(0)
+    return core, driver
 
 
 @pytest.fixture
-def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[cuda_mod._Runtime]:
-    global _FAKE_CORE
-    _FAKE_CORE = _FakeCore()
-    rt = cuda_mod._Runtime(_FAKE_CORE, _CtxDriver(), 2)
-    monkeypatch.setattr(cuda_mod, "_RUNTIME", rt)
-    yield rt
+def runtime(
+    fakes: tuple[Any, fake_cuda.FakeDriver], monkeypatch: pytest.MonkeyPatch
+) -> _cuda_driver._Runtime:
+    core, driver = fakes
+    rt = _cuda_driver._Runtime(core, driver, 2)
+    monkeypatch.setattr(_cuda_driver, "_RUNTIME", rt)
+    return rt
 
 
-def test_current_stream_defaults_and_use_stream_nesting(runtime: cuda_mod._Runtime) -> None:
+def _stream(runtime: _cuda_driver._Runtime, index: int) -> Any:
+    """A user's cuda.core stream on ``index`` (made the way cuda.core users make one)."""
+    dev = runtime.core.Device(index)
+    dev.set_current()
+    try:
+        return dev.create_stream()
+    finally:
+        runtime.driver.cuCtxSetCurrent(None)
+
+
+def _in_thread(fn: Any, *args: Any) -> Any:
+    """Run ``fn`` in a fresh thread (no CUDA context, cuda.core never initialised)."""
+    with cf.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result(timeout=30)
+
+
+def test_the_fakes_keep_cuda_cores_per_thread_rule(runtime: _cuda_driver._Runtime) -> None:
+    # The rule the first GPU run hit: a context made current by someone else (torch)
+    # does not initialise cuda.core's Device in this thread.
+    core, driver = runtime.core, runtime.driver
+
+    def torch_made_it_current() -> str:
+        driver.cuCtxSetCurrent(driver.cuDevicePrimaryCtxRetain(0)[1])
+        try:
+            core.Device(0).create_event()
+        except fake_cuda.CUDAError as exc:
+            return str(exc)
+        return "no error"
+
+    assert "not yet initialized" in _in_thread(torch_made_it_current)
+    assert driver.cuEventCreate(2)[0] == fake_cuda.CUresult.CUDA_ERROR_INVALID_CONTEXT
+    assert _in_thread(driver.cuCtxGetDevice)[0] == fake_cuda.CUresult.CUDA_ERROR_INVALID_CONTEXT
+
+
+def test_current_stream_defaults_and_use_stream_nesting(runtime: _cuda_driver._Runtime) -> None:
     default0 = cuda_mod.current_stream(0)
     assert default0.is_default and default0.device == Device("cuda", 0)
-    a, b = _FakeStreamObj(0x5000, 0), _FakeStreamObj(0x6001, 1)
+    a, b = _stream(runtime, 0), _stream(runtime, 1)
     with cuda_mod.use_stream(a) as bound_a:
         assert bound_a.stream is a and bound_a.device == Device("cuda", 0)
         assert cuda_mod.current_stream("cuda:0") == bound_a
@@ -329,10 +283,12 @@ def test_current_stream_defaults_and_use_stream_nesting(runtime: cuda_mod._Runti
     assert cuda_mod.current_stream(0) == default0
 
 
-def test_use_stream_accepts_foreign_protocol_objects(runtime: cuda_mod._Runtime) -> None:
+def test_use_stream_accepts_foreign_protocol_objects(runtime: _cuda_driver._Runtime) -> None:
+    handle = int(_stream(runtime, 1).handle)
+
     class CupyLike:
         def __cuda_stream__(self) -> tuple[int, int]:
-            return (0, 0x7001)
+            return (0, handle)
 
     class TorchDefaultLike:  # torch's default stream: handle 0, device_index says where
         device_index = 1
@@ -342,9 +298,9 @@ def test_use_stream_accepts_foreign_protocol_objects(runtime: cuda_mod._Runtime)
 
     foreign = CupyLike()
     with cuda_mod.use_stream(foreign) as bound:
-        assert bound.handle == 0x7001 and bound.owner is foreign
+        assert bound.handle == handle and bound.owner is foreign
         assert bound.device == Device("cuda", 1)
-        assert bound.__cuda_stream__() == (0, 0x7001)
+        assert bound.__cuda_stream__() == (0, handle)
     with cuda_mod.use_stream(TorchDefaultLike()) as bound:
         assert bound.device == Device("cuda", 1) and bound.is_default
     with pytest.raises(ValueError, match="belongs to cuda:1"), cuda_mod.use_stream(foreign, 0):
@@ -353,58 +309,164 @@ def test_use_stream_accepts_foreign_protocol_objects(runtime: cuda_mod._Runtime)
         pass
 
 
-def test_current_stream_is_per_thread(runtime: cuda_mod._Runtime) -> None:
-    seen: list[CudaStream] = []
-    with cuda_mod.use_stream(_FakeStreamObj(0x5000, 0)):
-        t = threading.Thread(target=lambda: seen.append(cuda_mod.current_stream(0)))
-        t.start()
-        t.join()
-    assert seen[0].is_default
+def test_current_stream_is_per_thread(runtime: _cuda_driver._Runtime) -> None:
+    with cuda_mod.use_stream(_stream(runtime, 0)):
+        assert _in_thread(cuda_mod.current_stream, 0).is_default
 
 
-def test_backend_use_streams_restores(runtime: cuda_mod._Runtime) -> None:
-    backend = CudaPythonBackend.__new__(CudaPythonBackend)
-    backend._rt, backend._reason, backend._tensor_type = runtime, None, None
+def test_backend_use_streams_restores(runtime: _cuda_driver._Runtime) -> None:
+    backend = CudaPythonBackend()
     p0, p1 = runtime.from_pool(0), runtime.from_pool(1)
     with backend.use_streams([p0, p1]):
         assert backend.current_stream(Device("cuda", 0)) is p0
         assert backend.current_stream(Device("cuda", 1)) is p1
+    token = backend.enter_streams([p1])
+    assert backend.current_stream(Device("cuda", 1)) is p1
+    backend.exit_streams(token)
     assert backend.current_stream(Device("cuda", 0)).is_default
     assert backend.current_stream(Device("cuda", 1)).is_default
 
 
-def test_stream_pool_is_round_robin_per_device(runtime: cuda_mod._Runtime) -> None:
-    first = [runtime.from_pool(0) for _ in range(cuda_mod.POOL_SIZE)]
-    assert len({s.handle for s in first}) == cuda_mod.POOL_SIZE
-    again = [runtime.from_pool(0) for _ in range(cuda_mod.POOL_SIZE)]
+def test_stream_pool_is_round_robin_per_device(runtime: _cuda_driver._Runtime) -> None:
+    first = [runtime.from_pool(0) for _ in range(_cuda_driver.POOL_SIZE)]
+    assert len({s.handle for s in first}) == _cuda_driver.POOL_SIZE
+    again = [runtime.from_pool(0) for _ in range(_cuda_driver.POOL_SIZE)]
     assert {s.handle for s in again} == {s.handle for s in first}
     assert all(s.device == Device("cuda", 0) for s in first)
-    assert runtime.from_pool(1).device == Device("cuda", 1)
-    assert _FAKE_CORE.current is not None  # creation made the device current ...
+    one = runtime.from_pool(1)
+    assert one.device == Device("cuda", 1)
+    assert runtime.driver.streams[one.handle].ctx.device == 1  # made in cuda:1's context
+    assert runtime.driver.current() is fake_cuda.NULL_CONTEXT  # and nothing left current
 
 
-def test_events_are_pooled_and_reused(runtime: cuda_mod._Runtime) -> None:
+def test_events_are_pooled_and_reused(runtime: _cuda_driver._Runtime) -> None:
     stream = runtime.from_pool(0)
     ev = runtime.record(stream)
-    assert _FAKE_CORE.events == 1
+    assert len(runtime.driver.events) == 1
     raw = ev.event
     del ev
     gc.collect()
     ev2 = runtime.record(stream)
-    assert ev2.event is raw and _FAKE_CORE.events == 1  # reused, not created
+    assert ev2.event is raw and len(runtime.driver.events) == 1  # reused, not created
     ev3 = runtime.record(stream)  # ev2 still alive: a new one
-    assert ev3.event is not raw and _FAKE_CORE.events == 2
+    assert ev3.event is not raw and len(runtime.driver.events) == 2
+    assert raw.flags == 3  # timing disabled, blocking sync: synchronize() does not spin
 
 
-def test_default_stream_ops_switch_and_restore_device(runtime: cuda_mod._Runtime) -> None:
-    _FAKE_CORE.current = 0
+def test_a_full_event_pool_destroys_what_it_cannot_keep(
+    runtime: _cuda_driver._Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_cuda_driver, "EVENT_POOL_SIZE", 2)
+    stream = runtime.from_pool(0)
+    events = [runtime.record(stream) for _ in range(4)]
+    raws = [e.event for e in events]
+    del events
+    gc.collect()
+    assert len(runtime.free_events[0]) == 2
+    assert sum(r.destroyed for r in raws) == 2  # not leaked
+
+
+def test_default_stream_ops_switch_and_restore_the_context(runtime: _cuda_driver._Runtime) -> None:
+    driver = runtime.driver
+    driver.cuCtxSetCurrent(runtime.context(0))
     default1 = runtime.current(1)
     ev = runtime.record(default1)
-    assert _FAKE_CORE.LEGACY_DEFAULT_STREAM.recorded[-1] == (ev.event, 1)
-    assert _FAKE_CORE.current == 0  # restored
+    assert ev.event.ctx.device == 1 and ev.event.recorded_on == [1]
+    assert driver.current() is runtime.context(0)  # restored
     runtime.wait(default1, ev)
-    assert _FAKE_CORE.LEGACY_DEFAULT_STREAM.waited[-1] == (ev.event, 1)
-    assert _FAKE_CORE.current == 0
+    assert driver.current() is runtime.context(0)
+    # an event of cuda:0's context recorded on cuda:1's stream: the driver refuses it
+    keep = runtime.record(runtime.from_pool(0))
+    runtime.free_events[1].append(keep.event)
+    with pytest.raises(BackendError, match=r"cuEventRecord.*INVALID_HANDLE"):
+        runtime.record(default1)
+    assert keep.event in runtime.free_events[1]  # not lost
+    assert driver.current() is runtime.context(0)
+
+
+def _every_operation(backend: CudaPythonBackend, index: int) -> list[str]:
+    """Each backend operation, as the core and users call it; what ran."""
+    device = Device("cuda", index)
+    done = []
+    current = backend.current_stream(device)
+    event = backend.record_event(current)
+    done.append("record_event")
+    pool = backend.stream_from_pool(device)
+    backend.wait_event(pool, event)
+    done.append("wait_event")
+    assert backend.query_event(event) is True
+    backend.synchronize_event(event)
+    done.append("query/synchronize")
+    with backend.use_streams([pool]):
+        backend.record_event(backend.current_stream(device))
+    token = backend.enter_device(device)
+    assert backend.current_device() == device
+    backend.exit_device(token)
+    done.append("streams/device")
+    return done
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_every_operation_works_in_a_fresh_thread(
+    runtime: _cuda_driver._Runtime, index: int
+) -> None:
+    backend = CudaPythonBackend()
+
+    def run() -> tuple[list[str], Any]:
+        return _every_operation(backend, index), runtime.driver.current()
+
+    done, left = _in_thread(run)
+    assert len(done) == 4
+    assert left is fake_cuda.NULL_CONTEXT  # a fresh thread is left as it was found
+
+
+def test_every_operation_works_where_torch_made_the_context_current(
+    runtime: _cuda_driver._Runtime,
+) -> None:
+    # torch (or CuPy) made cuda:0 current through the driver; cuda.core never ran here
+    backend = CudaPythonBackend()
+    driver = runtime.driver
+
+    def run() -> Any:
+        ctx = driver.cuDevicePrimaryCtxRetain(0)[1]
+        driver.cuCtxSetCurrent(ctx)
+        _every_operation(backend, 0)
+        _every_operation(backend, 1)
+        return driver.current() is ctx
+
+    assert _in_thread(run) is True  # and torch's context is current again afterwards
+
+
+def test_device_futures_round_trip_from_many_threads(
+    runtime: _cuda_driver._Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Set, wait, then() and callbacks in 8 fresh threads at once, each on its own streams."""
+    monkeypatch.setenv("FUTUREKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("FUTUREKIT_BACKEND_CUDA", "cuda-python")
+    _registry.reset()
+    monkeypatch.setattr(CudaPythonBackend, "unavailable_reason", lambda self: None)
+    buf = _DLPack(2, 1)
+    barrier = threading.Barrier(8)
+
+    def worker(n: int) -> int:
+        barrier.wait(10)
+        seen = []
+        for i in range(20):
+            with cuda_mod.use_stream(_stream(runtime, n % 2)):
+                fut: futurekit.Future[Any] = futurekit.Future(devices=["cuda:0", "cuda:1"])
+                child = fut.then(lambda f: f.wait())
+                fut.add_done_callback(lambda f: seen.append(f.value()))
+                fut.set_result({"x": buf, "i": i})
+                assert fut.wait()["i"] == i and child.wait()["i"] == i
+        return len(seen)
+
+    try:
+        with cf.ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(worker, range(8), timeout=60)) == [20] * 8
+    finally:
+        _registry.reset()
+    waits = [e for e in runtime.driver.log if e[0] == "cuStreamWaitEvent"]
+    assert len(waits) >= 8 * 20 * 3  # wait(), the then-callback, add_done_callback
 
 
 def test_stream_handle_protocol_variants() -> None:
@@ -425,22 +487,24 @@ def test_stream_handle_protocol_variants() -> None:
     class CupyOld:
         ptr = 46
 
-    assert cuda_mod._stream_handle(Method()) == 42
-    assert cuda_mod._stream_handle(Attr()) == 43
-    assert cuda_mod._stream_handle(TorchOld()) == 45
-    assert cuda_mod._stream_handle(CupyOld()) == 46
+    handle = _cuda_driver.stream_handle
+    assert handle(Method()) == 42
+    assert handle(Attr()) == 43
+    assert handle(TorchOld()) == 45
+    assert handle(CupyOld()) == 46
     with pytest.raises(ValueError, match="version 1"):
-        cuda_mod._stream_handle(BadVersion())
+        handle(BadVersion())
     with pytest.raises(TypeError):
-        cuda_mod._stream_handle(3.5)
+        handle(3.5)
 
 
-def test_cuda_stream_value_semantics() -> None:
-    s = CudaStream(Device("cuda", 1), _FakeStreamObj(0x9999, 1))
-    assert s == CudaStream(Device("cuda", 1), _FakeStreamObj(0x9999, 1))
-    assert len({s, CudaStream(Device("cuda", 1), _FakeStreamObj(0x9999, 1))}) == 1
-    assert not s.is_default and "cuda:1" in repr(s)
-    assert CudaStream(Device("cuda", 0), _FakeStreamObj(2)).is_default
+def test_cuda_stream_value_semantics(fakes: tuple[Any, fake_cuda.FakeDriver]) -> None:
+    core, _ = fakes
+    s = CudaStream(Device("cuda", 1), core.Stream.from_handle(0x9999))
+    assert s == CudaStream(Device("cuda", 1), core.Stream.from_handle(0x9999))
+    assert len({s, CudaStream(Device("cuda", 1), core.Stream.from_handle(0x9999))}) == 1
+    assert not s.is_default and "cuda:1" in repr(s) and s.index == 1
+    assert CudaStream(Device("cuda", 0), core.PER_THREAD_DEFAULT_STREAM).is_default
 
 
 # -- selection between torch and cuda-python --------------------------------------------
@@ -520,111 +584,73 @@ def test_spec() -> None:
     assert isinstance(spec.load(), CudaPythonBackend)
 
 
-# -- contexts, errors, the torch mirror (fake driver; the logic is ours) ----------------------
-def _backend_on(runtime: cuda_mod._Runtime) -> CudaPythonBackend:
-    backend = CudaPythonBackend.__new__(CudaPythonBackend)
-    backend._rt, backend._reason, backend._tensor_type = runtime, None, None
-    backend._count = runtime.count
-    return backend
+# -- contexts, errors, the torch mirror (fakes with the real rules; the logic is ours) ------
+def test_pointer_lookup_outcomes(runtime: _cuda_driver._Runtime) -> None:
+    runtime.driver.cuCtxSetCurrent(runtime.context(0))
+    assert runtime.pointer_device(0x9000) == 1
+    assert runtime.pointer_device(0x1234) is None  # INVALID_VALUE: host memory
 
 
-def test_records_and_waits_make_the_streams_device_current(runtime: cuda_mod._Runtime) -> None:
-    pool1 = runtime.from_pool(1)
-    _FAKE_CORE.current = None  # a fresh executor thread: no context at all
-    ev = runtime.record(pool1)
-    assert pool1.stream.recorded[-1] == (ev.event, 1)
-    _FAKE_CORE.current = 0
-    runtime.wait(pool1, ev)
-    assert pool1.stream.waited[-1] == (ev.event, 1)
-    assert _FAKE_CORE.current == 0  # restored
-    assert runtime.query(ev) is True
-    runtime.synchronize(ev)
-    assert ev.event.calls == [("query", 1), ("sync", 1)]
-    assert _FAKE_CORE.current == 0
+def test_pointer_lookup_without_a_context_retries_with_one(runtime: _cuda_driver._Runtime) -> None:
+    def lookup() -> tuple[int | None, Any]:
+        return runtime.pointer_device(0x9000), runtime.driver.current()
+
+    assert _in_thread(lookup) == (1, fake_cuda.NULL_CONTEXT)  # found, and no context left
 
 
-class _PtrDriver(_CtxDriver):
-    class CUresult(_CtxDriver.CUresult):
-        CUDA_ERROR_INVALID_VALUE = _Result(1)
-        CUDA_ERROR_NOT_INITIALIZED = _Result(3)
-        CUDA_ERROR_INVALID_CONTEXT = _Result(201)
-
-    def __init__(self, answers: list[tuple[int, int]]) -> None:
-        super().__init__()
-        self.answers = answers
-        self.contexts: list[int | None] = []
-
-    def cuPointerGetAttribute(self, attr: int, ptr: int) -> tuple[Any, int]:
-        self.contexts.append(_FAKE_CORE.current)
-        err, value = self.answers.pop(0)
-        return (_PtrResult(err), value)
-
-
-class _PtrResult(int):
-    @property
-    def name(self) -> str:
-        return {0: "CUDA_SUCCESS", 1: "CUDA_ERROR_INVALID_VALUE", 201: "CUDA_ERROR_INVALID_CONTEXT",
-                700: "CUDA_ERROR_ILLEGAL_ADDRESS"}.get(int(self), str(int(self)))  # fmt: skip
-
-
-def _ptr_runtime(monkeypatch: pytest.MonkeyPatch, answers: list[tuple[int, int]]) -> Any:
-    global _FAKE_CORE
-    _FAKE_CORE = _FakeCore()
-    driver = _PtrDriver(answers)
-    rt = cuda_mod._Runtime(_FAKE_CORE, driver, 2)
-    monkeypatch.setattr(cuda_mod, "_RUNTIME", rt)
-    return rt, driver
-
-
-def test_pointer_lookup_outcomes(monkeypatch: pytest.MonkeyPatch) -> None:
-    rt, _ = _ptr_runtime(monkeypatch, [(0, 1), (1, 0)])
-    assert rt.pointer_device(0x7000) == 1
-    assert rt.pointer_device(0x1234) is None  # INVALID_VALUE: host memory
-
-
-def test_pointer_lookup_without_a_context_retries_with_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    rt, driver = _ptr_runtime(monkeypatch, [(201, 0), (0, 1)])
-    assert rt.pointer_device(0x7000) == 1
-    assert driver.contexts == [None, 0]
-
-
-def test_unexpected_pointer_lookup_errors_raise(monkeypatch: pytest.MonkeyPatch) -> None:
-    rt, _ = _ptr_runtime(monkeypatch, [(700, 0)])
+def test_unexpected_pointer_lookup_errors_raise(runtime: _cuda_driver._Runtime) -> None:
+    runtime.driver.pointer_errors = [fake_cuda.CUresult.CUDA_ERROR_ILLEGAL_ADDRESS]
     with pytest.raises(BackendError, match=r"CUDA_ERROR_ILLEGAL_ADDRESS.*cannot be synchronized"):
-        rt.pointer_device(0x7000)
-    rt2, _ = _ptr_runtime(monkeypatch, [(201, 0), (201, 0)])
+        runtime.pointer_device(0x7000)
+    runtime.driver.pointer_errors = [fake_cuda.CUresult.CUDA_ERROR_INVALID_CONTEXT] * 2
     with pytest.raises(BackendError, match="INVALID_CONTEXT"):
-        rt2.pointer_device(0x7000)
+        runtime.pointer_device(0x7000)
 
 
-def test_current_device_and_use_device(runtime: cuda_mod._Runtime) -> None:
-    backend = _backend_on(runtime)
-    _FAKE_CORE.current = None
-    assert backend.current_device() == Device("cuda", 0)  # cudart's convention
-    with backend.use_device(Device("cuda", 1)):
-        assert _FAKE_CORE.current == 1
-        assert backend.current_device() == Device("cuda", 1)
-    assert _FAKE_CORE.current is None  # "no context" restored
-    _FAKE_CORE.current = 1
-    with backend.use_device(Device("cuda", 1)):
-        assert _FAKE_CORE.current == 1
-    assert _FAKE_CORE.current == 1
+def test_current_device_and_use_device(runtime: _cuda_driver._Runtime) -> None:
+    backend = CudaPythonBackend()
+    driver = runtime.driver
+
+    def run() -> list[Any]:
+        seen = [backend.current_device()]  # no context: cuda:0, cudart's convention
+        with backend.use_device(Device("cuda", 1)):
+            seen.append(driver.current().device)
+            seen.append(backend.current_device())
+        seen.append(driver.current())  # "no context" restored
+        driver.cuCtxSetCurrent(runtime.context(1))
+        with backend.use_device(Device("cuda", 1)):
+            seen.append(driver.current().device)
+        seen.append(driver.current().device)
+        return seen
+
+    assert _in_thread(run) == [
+        Device("cuda", 0),
+        1,
+        Device("cuda", 1),
+        fake_cuda.NULL_CONTEXT,
+        1,
+        1,
+    ]
 
 
-def test_cai_stream_key_orders_the_event_after_the_producer(runtime: cuda_mod._Runtime) -> None:
-    backend = _backend_on(runtime)
+def test_cai_stream_key_orders_the_event_after_the_producer(runtime: _cuda_driver._Runtime) -> None:
+    backend = CudaPythonBackend()
     current = runtime.from_pool(0)
+    producer = int(_stream(runtime, 0).handle)
 
     class Cai:
         def __init__(self, stream: Any) -> None:
             self.__cuda_array_interface__ = {"data": (0x7000, False), "stream": stream}
 
+    def waits() -> list[Any]:
+        return [e[2] for e in runtime.driver.log if e[0] == "cuStreamWaitEvent"]
+
     backend.order_buffer(Cai(None), current)  # no producer named: nothing to do
     backend.order_buffer(Cai(current.handle), current)  # produced right here
-    assert current.stream.waited == []
-    backend.order_buffer(Cai(0x5000), current)
-    (event, ctx) = current.stream.waited[-1]
-    assert ctx == 0 and isinstance(event, _FakeEvent)
+    assert waits() == []
+    backend.order_buffer(Cai(producer), current)
+    ((stream, event),) = waits()
+    assert stream == current.handle and event.recorded_on == [producer]
     with pytest.raises(BackendError, match="'stream' of 'x'"):
         backend.order_buffer(Cai("x"), current)
 
@@ -632,6 +658,9 @@ def test_cai_stream_key_orders_the_event_after_the_producer(runtime: cuda_mod._R
 class _FakeTorchStream:
     def __init__(self, handle: int, device_index: int) -> None:
         self.cuda_stream, self.device_index = handle, device_index
+
+    def __cuda_stream__(self) -> tuple[int, int]:
+        return (0, self.cuda_stream)
 
 
 class _FakeTorchCuda:
@@ -675,11 +704,11 @@ class _FakeTorch:
 
 
 def test_pool_streams_become_torchs_current_streams_in_callbacks(
-    runtime: cuda_mod._Runtime, monkeypatch: pytest.MonkeyPatch
+    runtime: _cuda_driver._Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = _FakeTorch()
     monkeypatch.setitem(sys.modules, "torch", fake)
-    backend = _backend_on(runtime)
+    backend = CudaPythonBackend()
     p0, p1 = runtime.from_pool(0), runtime.from_pool(1)
     before = dict(fake.cuda.current)
     with backend.use_streams([p0, p1]):
@@ -693,21 +722,21 @@ def test_pool_streams_become_torchs_current_streams_in_callbacks(
 
 
 def test_from_torch_streams_adopts_torchs_current_streams(
-    runtime: cuda_mod._Runtime, monkeypatch: pytest.MonkeyPatch
+    runtime: _cuda_driver._Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = _FakeTorch()
     monkeypatch.setitem(sys.modules, "torch", fake)
-    backend = _backend_on(runtime)
-    fake.cuda.current[1] = _FakeTorchStream(0x6001, 1)  # torch's pool stream, in its callback
+    backend = CudaPythonBackend()
+    fake.cuda.current[1] = _FakeTorchStream(int(_stream(runtime, 1).handle), 1)
     with backend.from_torch_streams([Device("cuda", 1)]):
-        assert backend.current_stream(Device("cuda", 1)).handle == 0x6001
+        assert backend.current_stream(Device("cuda", 1)).handle == fake.cuda.current[1].cuda_stream
     assert backend.current_stream(Device("cuda", 1)).is_default
 
 
 def test_from_torch_streams_without_torch_changes_nothing(
-    runtime: cuda_mod._Runtime, monkeypatch: pytest.MonkeyPatch
+    runtime: _cuda_driver._Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)
-    backend = _backend_on(runtime)
+    backend = CudaPythonBackend()
     with backend.from_torch_streams([Device("cuda", 0)]):
         assert backend.current_stream(Device("cuda", 0)).is_default

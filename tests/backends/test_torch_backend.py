@@ -331,7 +331,7 @@ def test_foreign_cuda_arrays_are_buffers_of_the_cuda_backend() -> None:
 
 
 def test_cai_only_arrays_need_cuda_python_to_be_placed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from futurekit.backends import cuda
+    from futurekit.backends import _cuda_driver
     from futurekit.core._errors import BackendError
 
     class CaiOnly:  # the interface as a class-level property, as numba's arrays have it
@@ -342,7 +342,7 @@ def test_cai_only_arrays_need_cuda_python_to_be_placed(monkeypatch: pytest.Monke
     def no_runtime() -> Any:
         raise BackendUnavailableError("no driver")
 
-    monkeypatch.setattr(cuda, "_runtime", no_runtime)
+    monkeypatch.setattr(_cuda_driver, "runtime", no_runtime)
     with pytest.raises(BackendError, match="needs cuda-python"):
         TorchBackend("cuda").device_of(CaiOnly())
 

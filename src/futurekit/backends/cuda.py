@@ -29,376 +29,62 @@ backend loads and says why it is unavailable. Install with
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import itertools
-import os
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from futurekit.core._devices import Device, parse_device
-from futurekit.core._errors import BackendError, BackendUnavailableError
+from futurekit.core._devices import Device
+from futurekit.core._errors import BackendUnavailableError
 
+from . import _cuda_driver
 from ._cuda_arrays import cai_stream, foreign_cuda_device
+from ._cuda_driver import (
+    CudaStream,
+    PooledEvent,
+    _Runtime,
+    import_cuda,
+    runtime,
+)
 from ._current import swap_current
 from ._hookspec import hookimpl
 from ._protocol import BackendBase
-from ._spec import BackendSpec, install_hint
-from .torch import record_tensor_on_stream, tensor_device
+from ._spec import BackendSpec
+from ._torch_tensors import record_tensor_on_stream, tensor_device
 
 __all__ = ["CudaPythonBackend", "CudaStream", "current_stream", "use_stream"]
 
-_INSTALL = install_hint("cuda")
-NOT_INSTALLED = f"cuda-python is not installed: {_INSTALL}"
-#: Streams kept per device in the round-robin pool used for callbacks.
-POOL_SIZE = 8
-#: Idle events kept per device for reuse.
-EVENT_POOL_SIZE = 256
-_DEFAULT_HANDLES = frozenset({0, 1, 2})  # 0: "default", 1: legacy, 2: per-thread
 _NEVER_BUFFERS = frozenset({int, float, complex, bool, str, bytes, type(None)})
 #: Torch streams kept per (device, handle) for record_stream and the torch mirror.
 _TORCH_STREAM_CACHE = 1024
 
 
-class CudaStream:
-    """A CUDA stream bound to the device it belongs to.
-
-    Default streams (handles 0, 1, 2) act on whichever context is current, so the
-    device is kept alongside. The object speaks ``__cuda_stream__``, so it can be
-    handed to CuPy, ``cuda.core`` or ``torch.cuda.ExternalStream``.
-
-    Attributes:
-        device: the futurekit device (``cuda:N``).
-        stream: the ``cuda.core.Stream``.
-        handle: the ``cudaStream_t`` address as an int.
-        owner: the foreign object the stream was made from, kept alive.
-    """
-
-    __slots__ = ("device", "handle", "owner", "stream")
-
-    def __init__(self, device: Device, stream: Any, owner: Any = None) -> None:
-        self.device = device
-        self.stream = stream
-        self.handle = int(stream.handle)
-        self.owner = owner
-
-    @property
-    def is_default(self) -> bool:
-        """Whether this is a default stream (legacy or per-thread)."""
-        return self.handle in _DEFAULT_HANDLES
-
-    def __cuda_stream__(self) -> tuple[int, int]:
-        """The ``__cuda_stream__`` protocol: ``(0, handle)``."""
-        return (0, self.handle)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CudaStream):
-            return NotImplemented
-        return self.device == other.device and self.handle == other.handle
-
-    def __hash__(self) -> int:
-        return hash((self.device, self.handle))
-
-    def __repr__(self) -> str:
-        return f"<CudaStream {self.device} handle={self.handle:#x}>"
-
-
-class _PooledEvent:
-    """An event handed to the core; its CUDA event goes back to the pool when dropped."""
-
-    __slots__ = ("event", "free", "index")
-
-    def __init__(self, event: Any, free: collections.deque[Any], index: int) -> None:
-        self.event = event
-        self.free = free
-        self.index = index
-
-    def __del__(self) -> None:
-        # Nothing can query the event any more, so re-recording it is safe.
-        self.free.append(self.event)
-
-    def __repr__(self) -> str:
-        return f"<cuda-python event {self.event!r}>"
-
-
-def _import_cuda() -> tuple[Any, Any]:
-    """``(cuda.core, cuda.bindings.driver)``, or BackendUnavailableError."""
-    try:
-        import cuda.core as core
-        from cuda.bindings import driver
-    except ModuleNotFoundError:
-        raise BackendUnavailableError(NOT_INSTALLED) from None
-    except ImportError as exc:
-        raise BackendUnavailableError(f"cuda-python failed to import ({exc}): {_INSTALL}") from None
-    except Exception as exc:
-        raise BackendUnavailableError(
-            f"cuda-python failed to import: {type(exc).__name__}: {exc}"
-        ) from None
-    return core, driver
-
-
-def _probe_driver(core: Any, driver: Any) -> tuple[str | None, int]:
-    """``(reason or None, device count)``; never raises."""
-    version = getattr(core, "__version__", "0")
-    try:
-        major_minor = tuple(int(p) for p in version.split(".")[:2])
-    except ValueError:
-        major_minor = (0, 0)
-    if major_minor < (1, 2):
-        return f"cuda-core {version} is too old (futurekit needs cuda-core>=1.2): {_INSTALL}", 0
-    ok = driver.CUresult.CUDA_SUCCESS
-    try:
-        (err,) = driver.cuInit(0)
-        if err != ok:
-            name = getattr(err, "name", str(err))
-            if err == driver.CUresult.CUDA_ERROR_NO_DEVICE:
-                return f"no CUDA device found (cuInit returned {name})", 0
-            return f"the CUDA driver failed to initialize (cuInit returned {name})", 0
-        err, count = driver.cuDeviceGetCount()
-    except (RuntimeError, OSError) as exc:  # cuda.pathfinder.DynamicLibNotFoundError
-        return f"no NVIDIA driver found ({exc})", 0
-    except Exception as exc:
-        return f"probing the CUDA driver failed: {type(exc).__name__}: {exc}", 0
-    if err != ok or not count:
-        return "no CUDA device found", 0
-    return None, int(count)
-
-
-class _Runtime:
-    """Process-wide state: default streams, stream and event pools, current streams."""
-
-    def __init__(self, core: Any, driver: Any, count: int) -> None:
-        self.core = core
-        self.driver = driver
-        self.count = count
-        self.ok = driver.CUresult.CUDA_SUCCESS
-        # blocking_sync: synchronize() yields the CPU instead of spinning a core
-        self.event_options = core.EventOptions(timing_enabled=False, blocking_sync=True)
-        self.torch_streams: dict[tuple[int, int], Any] = {}
-        self.torch_cuda: bool | None = None
-        self.stream_options = core.StreamOptions(nonblocking=True)
-        flag = os.environ.get("CUDA_PYTHON_CUDA_PER_THREAD_DEFAULT_STREAM", "0").strip()
-        per_thread = flag.isdigit() and int(flag) != 0
-        default = core.PER_THREAD_DEFAULT_STREAM if per_thread else core.LEGACY_DEFAULT_STREAM
-        self.defaults = [CudaStream(Device("cuda", i), default) for i in range(count)]
-        self.local = threading.local()
-        self.lock = threading.Lock()
-        self.pools: list[list[CudaStream]] = [[] for _ in range(count)]
-        self.turns = [itertools.count() for _ in range(count)]
-        self.free_events = [collections.deque[Any](maxlen=EVENT_POOL_SIZE) for _ in range(count)]
-
-    # -- devices ----------------------------------------------------------------------
-    def current_index(self) -> int | None:
-        err, dev = self.driver.cuCtxGetDevice()
-        return int(dev) if err == self.ok else None
-
-    def enter(self, index: int, force: bool = False) -> int | None:
-        """Make ``index`` current; returns the device to restore, if any."""
-        prev = self.current_index()
-        if prev == index and not force:
-            return None
-        self.core.Device(index).set_current()
-        return prev if prev != index else None
-
-    def leave(self, prev: int | None) -> None:
-        if prev is not None:
-            self.core.Device(prev).set_current()
-
-    def index_of(self, device: Any) -> int:
-        if device is None:
-            index = self.current_index()
-            return 0 if index is None else index
-        if isinstance(device, int) and not isinstance(device, bool):
-            kind, index = "cuda", device
+def _torch_stream(rt: _Runtime, torch: Any, stream: CudaStream) -> Any:
+    """The torch stream object for ``stream`` (cached; made once per handle)."""
+    key = (stream.index, stream.handle)
+    found = rt.torch_streams.get(key)
+    if found is None:
+        if stream.handle in (0, 1):  # torch's default stream is the legacy one
+            found = torch.cuda.default_stream(stream.index)
         else:
-            kind, parsed = parse_device(device)
-            if parsed is None:
-                current = self.current_index()
-                parsed = 0 if current is None else current
-            index = parsed
-        if kind != "cuda":
-            raise ValueError(f"expected a cuda device, got {device!r}")
-        if not 0 <= index < self.count:
-            raise ValueError(f"cuda:{index} does not exist: this machine has {self.count} GPU(s)")
-        return index
+            found = torch.cuda.ExternalStream(
+                stream.handle, device=torch.device("cuda", stream.index)
+            )
+        if len(rt.torch_streams) >= _TORCH_STREAM_CACHE:
+            rt.torch_streams.clear()
+        rt.torch_streams[key] = found
+    return found
 
-    # -- streams ----------------------------------------------------------------------
-    def streams(self) -> dict[int, CudaStream]:
+
+def _torch_has_cuda(rt: _Runtime, torch: Any) -> bool:
+    has = rt.torch_cuda
+    if has is None:
         try:
-            mapping: dict[int, CudaStream] = self.local.streams
-        except AttributeError:
-            mapping = self.local.streams = {}
-        return mapping
-
-    def current(self, index: int) -> CudaStream:
-        stream = self.streams().get(index)
-        return stream if stream is not None else self.defaults[index]
-
-    def from_pool(self, index: int) -> CudaStream:
-        pool = self.pools[index]
-        if len(pool) < POOL_SIZE:
-            with self.lock:
-                if len(pool) < POOL_SIZE:
-                    prev = self.enter(index, force=True)
-                    try:
-                        created = self.core.Device(index).create_stream(options=self.stream_options)
-                    finally:
-                        self.leave(prev)
-                    stream = CudaStream(Device("cuda", index), created)
-                    pool.append(stream)
-                    return stream
-        return pool[next(self.turns[index]) % len(pool)]
-
-    def as_stream(self, obj: Any, device: Any = None) -> CudaStream:
-        """Wrap a cuda.core Stream or any ``__cuda_stream__`` object."""
-        if isinstance(obj, CudaStream):
-            if device is not None and self.index_of(device) != obj.device.index:
-                raise ValueError(f"{obj!r} is not on {device!r}")
-            return obj
-        core = self.core
-        owner = None
-        if isinstance(obj, core.Stream):
-            stream = obj
-        else:
-            handle = _stream_handle(obj)
-            stream = core.Stream.from_handle(handle)
-            owner = obj
-        handle = int(stream.handle)
-        if handle in _DEFAULT_HANDLES:
-            hint = device if device is not None else _device_hint(obj)
-            index = self.index_of(hint)
-        else:
-            index = int(stream.device.device_id)
-            if device is not None and self.index_of(device) != index:
-                raise ValueError(f"stream {obj!r} belongs to cuda:{index}, not {device!r}")
-        return CudaStream(Device("cuda", index), stream, owner)
-
-    # -- events -----------------------------------------------------------------------
-    def record(self, stream: CudaStream) -> _PooledEvent:
-        """Record a pooled event on ``stream``, with the stream's device current.
-
-        Every stream, not only the default ones, is used with its own device's
-        context current: a fresh thread (an executor's) has no context at all.
-        """
-        index = stream.device.index
-        free = self.free_events[index]
-        prev = self.enter(index)
-        try:
-            try:
-                event = free.pop()
-            except IndexError:
-                event = self.core.Device(index).create_event(options=self.event_options)
-            stream.stream.record(event=event)
-        finally:
-            self.leave(prev)
-        return _PooledEvent(event, free, index)
-
-    def wait(self, stream: CudaStream, event: _PooledEvent) -> None:
-        prev = self.enter(stream.device.index)
-        try:
-            stream.stream.wait(event.event)
-        finally:
-            self.leave(prev)
-
-    def query(self, event: _PooledEvent) -> bool:
-        prev = self.enter(event.index)
-        try:
-            return bool(event.event.is_done)
-        finally:
-            self.leave(prev)
-
-    def synchronize(self, event: _PooledEvent) -> None:
-        prev = self.enter(event.index)
-        try:
-            event.event.sync()
-        finally:
-            self.leave(prev)
-
-    def pointer_device(self, ptr: int) -> int | None:
-        """The device owning ``ptr``; ``None`` for memory the driver does not know.
-
-        ``CUDA_ERROR_INVALID_VALUE`` means host (or unknown) memory. Without a
-        current context (a fresh thread) the lookup is retried with device 0's
-        primary context current. Any other error is raised: a CUDA buffer must
-        never pass for host memory and go unsynchronized.
-
-        Raises:
-            BackendError: the driver failed.
-        """
-        driver = self.driver
-        attr = driver.CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
-        err, ordinal = driver.cuPointerGetAttribute(attr, ptr)
-        if err in (
-            driver.CUresult.CUDA_ERROR_INVALID_CONTEXT,
-            driver.CUresult.CUDA_ERROR_NOT_INITIALIZED,
-        ):
-            self.enter(0)  # any context serves a unified-address lookup
-            err, ordinal = driver.cuPointerGetAttribute(attr, ptr)
-        if err == self.ok:
-            return int(ordinal)
-        if err == driver.CUresult.CUDA_ERROR_INVALID_VALUE:
-            return None
-        name = getattr(err, "name", str(err))
-        raise BackendError(
-            f"cuPointerGetAttribute(DEVICE_ORDINAL, {ptr:#x}) failed with {name}: cannot "
-            "tell which GPU owns this buffer, so it cannot be synchronized"
-        )
-
-    # -- torch interoperation ---------------------------------------------------------
-    def torch_stream(self, torch: Any, stream: CudaStream) -> Any:
-        """The torch stream object for ``stream`` (cached; made once per handle)."""
-        key = (stream.device.index, stream.handle)
-        found = self.torch_streams.get(key)
-        if found is None:
-            if stream.handle in (0, 1):  # torch's default stream is the legacy one
-                found = torch.cuda.default_stream(stream.device.index)
-            else:
-                found = torch.cuda.ExternalStream(
-                    stream.handle, device=torch.device("cuda", stream.device.index)
-                )
-            if len(self.torch_streams) >= _TORCH_STREAM_CACHE:
-                self.torch_streams.clear()
-            self.torch_streams[key] = found
-        return found
-
-    def torch_has_cuda(self, torch: Any) -> bool:
-        has = self.torch_cuda
-        if has is None:
-            try:
-                has = bool(torch.cuda.is_available())
-            except Exception:
-                has = False
-            self.torch_cuda = has
-        return has
-
-
-def _stream_handle(obj: Any) -> int:
-    """The ``cudaStream_t`` of a foreign stream object."""
-    proto = getattr(obj, "__cuda_stream__", None)
-    if proto is not None:
-        version, handle = proto() if callable(proto) else proto
-        if version != 0:
-            raise ValueError(f"unsupported __cuda_stream__ protocol version {version}")
-        return int(handle)
-    for attr in ("cuda_stream", "ptr"):  # torch, CuPy without __cuda_stream__
-        handle = getattr(obj, attr, None)
-        if isinstance(handle, int) and not isinstance(handle, bool):
-            return handle
-    raise TypeError(
-        "expected a CUDA stream (an object with __cuda_stream__, such as a cuda.core, "
-        f"CuPy or torch stream), got {type(obj).__name__}"
-    )
-
-
-def _device_hint(obj: Any) -> Any:
-    """The device a default-stream object says it belongs to (torch, CuPy), if any."""
-    for attr in ("device_index", "device_id"):
-        value = getattr(obj, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-    return None
+            has = bool(torch.cuda.is_available())
+        except Exception:
+            has = False
+        rt.torch_cuda = has
+    return has
 
 
 @contextlib.contextmanager
@@ -417,25 +103,6 @@ def _torch_current(torch: Any, streams: Sequence[Any]) -> Iterator[None]:
         torch.cuda.set_device(previous_device)
 
 
-_RUNTIME: _Runtime | None = None
-_RUNTIME_LOCK = threading.Lock()
-
-
-def _runtime() -> _Runtime:
-    global _RUNTIME
-    runtime = _RUNTIME
-    if runtime is not None:
-        return runtime
-    with _RUNTIME_LOCK:
-        if _RUNTIME is None:
-            core, driver = _import_cuda()
-            reason, count = _probe_driver(core, driver)
-            if reason is not None:
-                raise BackendUnavailableError(f"the cuda-python backend is unavailable: {reason}")
-            _RUNTIME = _Runtime(core, driver, count)
-        return _RUNTIME
-
-
 def current_stream(device: Any = None) -> CudaStream:
     """Futurekit's current stream on a CUDA device for this thread.
 
@@ -446,8 +113,8 @@ def current_stream(device: Any = None) -> CudaStream:
     Raises:
         BackendUnavailableError: cuda-python, a driver or a GPU is missing.
     """
-    runtime = _runtime()
-    return runtime.current(runtime.index_of(device))
+    rt = runtime()
+    return rt.current(rt.index_of(device))
 
 
 @contextlib.contextmanager
@@ -464,9 +131,9 @@ def use_stream(stream: Any, device: Any = None) -> Iterator[CudaStream]:
         The stream as a :class:`CudaStream`. The previous current stream of that
         device is restored on exit.
     """
-    runtime = _runtime()
-    bound = runtime.as_stream(stream, device)
-    streams = runtime.streams()
+    rt = runtime()
+    bound = rt.as_stream(stream, device)
+    streams = rt.streams()
     index = bound.device.index
     previous = streams.get(index)
     streams[index] = bound
@@ -480,11 +147,13 @@ def use_stream(stream: Any, device: Any = None) -> Iterator[CudaStream]:
 
 
 class CudaPythonBackend(BackendBase):
-    """The ``cuda`` backend built on ``cuda.core`` (no torch needed).
+    """The ``cuda`` backend built on cuda-python (no torch needed).
 
-    Streams are :class:`CudaStream`; events come from a per-device pool of
-    ``cuda.core`` events with timing disabled; callback streams come from a
-    round-robin pool of non-blocking streams per device.
+    Streams are :class:`CudaStream` (a ``cuda.core.Stream`` and its device);
+    events come from a per-device pool of driver events with timing disabled;
+    callback streams come from a round-robin pool of non-blocking streams per
+    device. Every operation works from any thread: the device's primary context
+    is made current for the call when it is not (see ``_cuda_driver``).
     """
 
     device_type = "cuda"
@@ -495,15 +164,21 @@ class CudaPythonBackend(BackendBase):
         self._rt: Any = None
         self._tensor_type: Any = None
         try:
-            _import_cuda()  # always re-checked, even when the runtime is cached
-            self._rt = _runtime()
+            import_cuda()  # always re-checked, even when the runtime is cached
+            self._rt = _cuda_driver.runtime()
             self._count = self._rt.count
         except BackendUnavailableError as exc:
             self._reason = str(exc).removeprefix("the cuda-python backend is unavailable: ")
         core = None if self._rt is None else self._rt.core
-        extra = () if core is None else (core.Stream, core.Event)
+        extra = () if core is None else (core.Stream,)
         #: Streams and events: never walked for buffers.
-        self.opaque_types: tuple[type, ...] = (CudaStream, _PooledEvent, *extra)
+        self.opaque_types: tuple[type, ...] = (CudaStream, PooledEvent, *extra)
+        rt = self._rt
+        if rt is not None:  # the hot path: the runtime's methods, bound once
+            self.record_event = rt.record  # type: ignore[method-assign]
+            self.wait_event = rt.wait  # type: ignore[method-assign]
+            self.query_event = rt.query  # type: ignore[method-assign]
+            self.synchronize_event = rt.synchronize  # type: ignore[method-assign]
 
     def unavailable_reason(self) -> str | None:
         """Why cuda-python cannot be used here, or ``None``."""
@@ -516,12 +191,20 @@ class CudaPythonBackend(BackendBase):
     def _require(self) -> _Runtime:
         if self._rt is None:
             raise BackendUnavailableError(f"the cuda-python backend is unavailable: {self._reason}")
-        runtime: _Runtime = self._rt
-        return runtime
+        rt: _Runtime = self._rt
+        return rt
 
     def current_stream(self, device: Device) -> CudaStream:
         """This thread's current stream on ``device`` (see :func:`use_stream`)."""
-        return self._require().current(device.index)
+        rt = self._rt
+        if rt is None:
+            rt = self._require()
+        try:
+            stream: CudaStream = rt.local.streams[device.index]
+            return stream
+        except (AttributeError, KeyError):
+            default: CudaStream = rt.defaults[device.index]
+            return default
 
     def stream_from_pool(self, device: Device) -> CudaStream:
         """A stream from the device's round-robin pool of non-blocking streams."""
@@ -529,43 +212,58 @@ class CudaPythonBackend(BackendBase):
 
     def current_device(self) -> Device:
         """The device of this thread's current context; ``cuda:0`` without one (as cudart)."""
-        index = self._require().current_index()
-        return Device("cuda", 0 if index is None else index)
+        rt = self._require()
+        index = rt.current_index()
+        return rt.devices[0 if index is None else index]
 
-    @contextlib.contextmanager
-    def use_device(self, device: Device) -> Iterator[None]:
-        """Make ``device``'s primary context current for the block, then restore the previous one.
+    def enter_device(self, device: Device) -> Any:
+        """Make ``device``'s primary context current; returns what to restore.
 
         torch and CuPy see the change (``cudaGetDevice`` follows the current context).
         """
-        runtime = self._require()
-        driver = runtime.driver
-        if runtime.current_index() == device.index:
-            yield
-            return
-        err, previous = driver.cuCtxGetCurrent()
-        runtime.core.Device(device.index).set_current()
+        return self._require().enter(device.index)
+
+    def exit_device(self, token: Any) -> None:
+        """Restore the context :meth:`enter_device` replaced (possibly none)."""
+        self._require().leave(token)
+
+    @contextlib.contextmanager
+    def use_device(self, device: Device) -> Iterator[None]:
+        """Make ``device``'s primary context current for the block; restore the previous one."""
+        token = self.enter_device(device)
         try:
             yield
         finally:
-            if err == runtime.ok:
-                driver.cuCtxSetCurrent(previous)
+            self.exit_device(token)
+
+    def enter_streams(self, streams: Sequence[Any]) -> Any:
+        """Make ``streams`` current on their devices; returns what to restore.
+
+        When torch is imported (with CUDA), the streams are made torch's current
+        streams too: torch code in a callback runs on the synchronized pool
+        streams, and a torch future completed there records its events after ours.
+        """
+        manager = self.use_streams(streams)
+        manager.__enter__()
+        return manager
+
+    def exit_streams(self, token: Any) -> None:
+        """Restore the streams :meth:`enter_streams` replaced."""
+        token.__exit__(None, None, None)
 
     @contextlib.contextmanager
     def use_streams(self, streams: Sequence[Any]) -> Iterator[None]:
         """Make ``streams`` current on their devices, restoring the previous ones after.
 
         When torch is imported (with CUDA), the streams are made torch's current
-        streams too: torch code in a callback runs on the synchronized pool
-        streams, and a torch future completed there (``to_torch``) records its
-        events after ours.
+        streams too (see :meth:`enter_streams`).
         """
-        runtime = self._require()
-        bound = [runtime.as_stream(stream) for stream in streams]
-        with swap_current(runtime.streams(), [(b.device.index, b) for b in bound]):
+        rt = self._require()
+        bound = [rt.as_stream(stream) for stream in streams]
+        with swap_current(rt.streams(), [(b.index, b) for b in bound]):
             torch = sys.modules.get("torch")
-            if bound and torch is not None and runtime.torch_has_cuda(torch):
-                with _torch_current(torch, [runtime.torch_stream(torch, b) for b in bound]):
+            if bound and torch is not None and _torch_has_cuda(rt, torch):
+                with _torch_current(torch, [_torch_stream(rt, torch, b) for b in bound]):
                     yield
             else:
                 yield
@@ -579,15 +277,14 @@ class CudaPythonBackend(BackendBase):
         recorded there, not on the default stream.
         """
         torch = sys.modules.get("torch")
-        runtime = self._require()
-        if torch is None or not devices or not runtime.torch_has_cuda(torch):
+        rt = self._require()
+        if torch is None or not devices or not _torch_has_cuda(rt, torch):
             yield
             return
         pairs = [
-            (d.index, runtime.as_stream(torch.cuda.current_stream(d.index), d.index))
-            for d in devices
+            (d.index, rt.as_stream(torch.cuda.current_stream(d.index), d.index)) for d in devices
         ]
-        with swap_current(runtime.streams(), pairs):
+        with swap_current(rt.streams(), pairs):
             yield
 
     def record_event(self, stream: CudaStream) -> Any:
@@ -630,7 +327,9 @@ class CudaPythonBackend(BackendBase):
         cls = type(obj)
         if cls in _NEVER_BUFFERS:
             return None
-        tensor_type = self._torch_tensor_type()
+        tensor_type = self._tensor_type
+        if tensor_type is None:
+            tensor_type = self._torch_tensor_type()
         if tensor_type is not None and isinstance(obj, tensor_type):
             return tensor_device(obj)
         return foreign_cuda_device(obj, self._pointer_device)
@@ -640,33 +339,41 @@ class CudaPythonBackend(BackendBase):
 
         Without a driver no memory can be CUDA memory: ``None``.
         """
-        runtime: _Runtime | None = self._rt
-        return None if runtime is None else runtime.pointer_device(ptr)
+        rt: _Runtime | None = self._rt
+        return None if rt is None else rt.pointer_device(ptr)
 
     def order_buffer(self, obj: Any, stream: CudaStream) -> None:
         """Make ``stream`` wait for the stream a CUDA Array Interface names as producer."""
-        tensor_type = self._torch_tensor_type()
+        tensor_type = self._tensor_type
         if tensor_type is not None and isinstance(obj, tensor_type):
             return  # produced on torch's current stream: use_stream it, see the docs
         handle = cai_stream(obj)
         if handle is None or handle == stream.handle:
             return
-        runtime = self._require()
-        producer = CudaStream(stream.device, runtime.core.Stream.from_handle(handle))
-        runtime.wait(stream, runtime.record(producer))
+        rt = self._require()
+        producer = CudaStream(stream.device, rt.core.Stream.from_handle(handle))
+        rt.wait(stream, rt.record(producer))
 
-    def record_value_on_stream(self, obj: Any, stream: CudaStream) -> None:
+    def record_values_on_stream(self, buffers: Sequence[Any], stream: CudaStream) -> None:
         """For torch CUDA tensors, ``record_stream`` on the stream (allocator hint).
 
-        CuPy and other arrays get none: CuPy's memory pool has no ``record_stream``.
+        CuPy and other arrays get none: CuPy's memory pool has no ``record_stream``
+        (see the cuda-python backend page for what holds for them).
         """
         tensor_type = self._torch_tensor_type()
-        if tensor_type is None or not isinstance(obj, tensor_type):
+        if tensor_type is None:
             return
-        if obj.device.type != "cuda":
-            return
-        torch: Any = sys.modules["torch"]
-        record_tensor_on_stream(obj, self._require().torch_stream(torch, stream))
+        torch_stream = None
+        for obj in buffers:
+            if isinstance(obj, tensor_type) and obj.is_cuda:
+                if torch_stream is None:
+                    torch: Any = sys.modules["torch"]
+                    torch_stream = _torch_stream(self._require(), torch, stream)
+                record_tensor_on_stream(obj, torch_stream)
+
+    def record_value_on_stream(self, obj: Any, stream: CudaStream) -> None:
+        """The allocator hint for one buffer (see :meth:`record_values_on_stream`)."""
+        self.record_values_on_stream((obj,), stream)
 
     def __repr__(self) -> str:
         state = "available" if self._reason is None else f"unavailable: {self._reason}"

@@ -29,6 +29,7 @@ from ._cuda_arrays import cai_stream, foreign_cuda_device, is_array_type
 from ._hookspec import hookimpl
 from ._protocol import BackendBase
 from ._spec import BackendSpec, install_hint
+from ._torch_tensors import record_tensor_on_stream, tensor_device
 
 __all__ = ["ACCELERATOR_TYPES", "TorchBackend", "record_tensor_on_stream", "tensor_device"]
 
@@ -37,75 +38,6 @@ ACCELERATOR_TYPES: tuple[str, ...] = ("xpu", "mps", "hpu", "npu", "mtia")
 
 _INSTALL = install_hint("torch")
 _HOST_TYPES = frozenset({"cpu", "meta"})
-
-
-def tensor_device(tensor: Any) -> Device | None:
-    """The device of a ``torch.Tensor`` (dense or sparse); ``None`` for CPU and meta.
-
-    Tensors of any accelerator type are reported (``xpu:0`` for an XPU tensor), so
-    that a future for another device type rejects them as torch does.
-    """
-    dev = tensor.device
-    kind = dev.type
-    if kind in _HOST_TYPES:
-        return None
-    index = dev.index
-    return Device(kind, 0 if index is None else index)
-
-
-def record_tensor_on_stream(tensor: Any, stream: Any) -> None:
-    """Tell torch's caching allocator that ``stream`` uses ``tensor``'s memory.
-
-    Dense tensors call ``Tensor.record_stream``; sparse tensors record each of
-    their component tensors (COO: indices and values; CSR/BSR: crow indices, col
-    indices and values; CSC/BSC: ccol indices, row indices and values).
-    ``aten::record_stream`` has only a plain dense kernel, so where it refuses a
-    tensor (strided nested tensors, quantized tensors, tensor subclasses) the
-    tensor's storage is recorded instead (a wrapper subclass such as a jagged
-    nested tensor records each of its inner tensors).
-
-    Raises:
-        BackendError: neither the tensor nor its storage could be recorded.
-    """
-    import torch
-
-    layout = tensor.layout
-    if layout == torch.sparse_coo:
-        parts: tuple[Any, ...] = (tensor._indices(), tensor._values())
-    elif layout in (torch.sparse_csr, torch.sparse_bsr):
-        parts = (tensor.crow_indices(), tensor.col_indices(), tensor.values())
-    elif layout in (torch.sparse_csc, torch.sparse_bsc):
-        parts = (tensor.ccol_indices(), tensor.row_indices(), tensor.values())
-    else:  # strided, jagged and future layouts
-        parts = (tensor,)
-    for part in parts:
-        try:
-            part.record_stream(stream)
-        except (RuntimeError, NotImplementedError, TypeError) as exc:
-            _record_storage(torch, part, stream, exc)
-
-
-def _record_storage(torch: Any, tensor: Any, stream: Any, cause: BaseException) -> None:
-    """Record what backs ``tensor`` on ``stream`` when ``record_stream`` refused it."""
-    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
-
-    if is_traceable_wrapper_subclass(tensor):  # e.g. a jagged nested tensor
-        names, _ = tensor.__tensor_flatten__()
-        for name in names:
-            inner = getattr(tensor, name)
-            if isinstance(inner, torch.Tensor):
-                record_tensor_on_stream(inner, stream)
-        return
-    try:
-        storage = tensor.untyped_storage()
-        view = torch.empty(0, dtype=torch.uint8, device=storage.device).set_(storage)
-        view.record_stream(stream)
-    except Exception as exc:
-        raise BackendError(
-            f"cannot tell the caching allocator that a stream uses a "
-            f"{type(tensor).__name__} (layout {tensor.layout}, dtype {tensor.dtype}): "
-            f"record_stream failed ({cause}) and so did recording its storage ({exc})"
-        ) from exc
 
 
 class _Unavailable:
@@ -397,16 +329,16 @@ class TorchBackend(BackendBase):
 
 def _pointer_device_via_cuda_python(ptr: int) -> int | None:
     """The GPU owning a CAI pointer, asked of the driver through cuda-python."""
-    from . import cuda
+    from . import _cuda_driver
 
     try:
-        runtime = cuda._runtime()
+        rt = _cuda_driver.runtime()
     except BackendUnavailableError as exc:
         raise BackendError(
             "a value holds an array with only __cuda_array_interface__; telling which "
             f"GPU owns its memory needs cuda-python ({exc}); or pass torch.as_tensor(array)"
         ) from exc
-    return runtime.pointer_device(ptr)
+    return rt.pointer_device(ptr)
 
 
 @hookimpl
