@@ -6,7 +6,11 @@ returns ``torch.futures.Future`` objects. futurekit composes them:
 * ``collect_all`` gathers several remote results;
 * ``then(unwrap=True)`` starts a second remote call from the first one's result and
   completes with the second call's value (torch's Python ``then`` cannot flatten);
-* ``wait(timeout=...)`` gives up on a slow call without cancelling it.
+* ``wait(timeout=...)`` gives up on a slow call without cancelling it;
+* ``wait_any`` takes whichever remote call answers first.
+
+The slow calls are held on the server by a gate that the client opens (a second
+call), not by a sleep: the timeout and the winner are the same on any machine.
 
 Run: ``python examples/rpc_pipeline.py`` (loopback only, exits 0 on success).
 """
@@ -14,7 +18,7 @@ Run: ``python examples/rpc_pipeline.py`` (loopback only, exits 0 on success).
 from __future__ import annotations
 
 import sys
-import time
+import threading
 import warnings
 
 from _dist import TIMEOUT_S, launch, need_torch
@@ -31,9 +35,18 @@ def square(x: torch.Tensor) -> torch.Tensor:
     return x * x
 
 
-def slow_identity(x: int, seconds: float) -> int:
-    time.sleep(seconds)
+#: Gates on the server: a held call answers once the client opens its gate.
+GATES = {"timeout": threading.Event(), "any-of": threading.Event()}
+
+
+def held_identity(x: int, gate: str) -> int:
+    if not GATES[gate].wait(TIMEOUT_S):
+        raise TimeoutError(f"the client never opened the gate {gate!r}")
     return x
+
+
+def open_gate(gate: str) -> None:
+    GATES[gate].set()
 
 
 def client(world_size: int) -> None:
@@ -54,19 +67,22 @@ def client(world_size: int) -> None:
     assert chained.wait(timeout=TIMEOUT_S).item() == 81.0
 
     # 3. timeouts: wait() gives up, the call goes on and still completes
-    slow = futurekit.from_torch(rpc.rpc_async(server, slow_identity, args=(7, 1.0)))
+    slow = futurekit.from_torch(rpc.rpc_async(server, held_identity, args=(7, "timeout")))
     try:
-        slow.wait(timeout=0.05)
+        slow.wait(timeout=0.05)  # the server holds the call until the gate opens
         raise AssertionError("expected a timeout")
     except futurekit.TimeoutError:
         timed_out = True
+    rpc.rpc_sync(server, open_gate, args=("timeout",))
     assert slow.wait(timeout=TIMEOUT_S) == 7
 
-    # 4. any-of: whichever remote call answers first
-    fast = futurekit.from_torch(rpc.rpc_async(server, slow_identity, args=(1, 0.0)))
-    slower = futurekit.from_torch(rpc.rpc_async(server, slow_identity, args=(2, 2.0)))
-    winner = futurekit.wait_any([fast, slower], timeout=TIMEOUT_S)
-    slower.wait(timeout=TIMEOUT_S)
+    # 4. any-of: whichever remote call answers first (the held one cannot)
+    slower = futurekit.from_torch(rpc.rpc_async(server, held_identity, args=(2, "any-of")))
+    fast = futurekit.from_torch(rpc.rpc_async(server, square, args=(torch.tensor([1.0]),)))
+    winner = futurekit.wait_any([fast, slower], timeout=TIMEOUT_S).item()
+    assert winner == 1.0 and not slower.done(), (winner, slower.done())
+    rpc.rpc_sync(server, open_gate, args=("any-of",))
+    assert slower.wait(timeout=TIMEOUT_S) == 2
 
     print(
         f"rpc pipeline OK: squares={squares} chained=81 timed_out={timed_out} "
