@@ -16,7 +16,8 @@ from futurekit import Future
 from futurekit.backends import (
     BackendBase,
     BackendSpec,
-    _registry,
+    _loading,
+    _selection,
     available_backends,
     get_backend,
     hookimpl,
@@ -138,8 +139,8 @@ def test_lookups_are_cached_no_plugin_or_pluggy_call(
     def boom(*args: object) -> None:
         raise AssertionError("the hot path reached the plugin manager")
 
-    monkeypatch.setattr(_registry._Registry, "manager", boom)
-    monkeypatch.setattr(_registry._Registry, "ensure", boom)
-    monkeypatch.setattr(_registry._Registry, "_select", boom)
+    monkeypatch.setattr(_loading.Loader, "manager", boom)
+    monkeypatch.setattr(_loading.Loader, "ensure", boom)
+    monkeypatch.setattr(_selection.Registry, "_select", boom)
     assert get_backend("sim") is backend
     assert Future(devices=["sim:1"])._dev.backend is backend
