@@ -102,6 +102,8 @@ class TorchBackend(BackendBase):
         self._count = 0
         self._tensor_type: Any = None
         self._api: Any = None
+        self._fast: Any = None  # the CUDA fast path: None until first use, then it or False
+        self._devices: dict[Any, Device | None] = {}  # torch.device -> Device (or None)
         self._probe()
         if self._reason is not None:
             self._api = _Unavailable(self._reason)
@@ -118,9 +120,12 @@ class TorchBackend(BackendBase):
             return
         torch: Any = torch_module
         self._tensor_type = torch.Tensor
+        from ._torch_cuda_fast import TorchPooledEvent
+
         self.opaque_types = tuple(
             t
             for t in (
+                TorchPooledEvent,
                 getattr(torch, "Stream", None),
                 getattr(torch, "Event", None),
                 getattr(torch.cuda, "Stream", None),
@@ -182,9 +187,44 @@ class TorchBackend(BackendBase):
         """Number of devices of this type torch sees (0 when unavailable)."""
         return self._count
 
+    def _get_fast(self) -> Any:
+        """The CUDA fast path (``_torch_cuda_fast``), made on first use; False if none."""
+        fast = self._fast
+        if fast is None:
+            fast = False
+            if self.device_type == "cuda" and self._reason is None:
+                from ._torch_cuda_fast import make_fast
+
+                fast = make_fast(self._api.torch, self._count) or False
+            self._fast = fast
+        return fast
+
     def current_device(self) -> Device:
         """The calling thread's current device of this type (torch's ``current_device``)."""
-        return Device(self.device_type, int(self._api.get_device()))
+        fast = self._fast
+        if fast is None:
+            fast = self._get_fast()
+        index = fast.get_device() if fast else self._api.get_device()
+        return Device(self.device_type, int(index))
+
+    def enter_device(self, device: Device) -> Any:
+        """Make ``device`` current; returns what :meth:`exit_device` restores."""
+        fast = self._fast
+        if fast is None:
+            fast = self._get_fast()
+        if fast:
+            return fast.enter_device(device.index)
+        api = self._api
+        previous = api.get_device()
+        if previous == device.index:
+            return None
+        api.set_device(device.index)
+        return previous
+
+    def exit_device(self, token: Any) -> None:
+        """Restore the device :meth:`enter_device` replaced."""
+        if token is not None:
+            self._api.set_device(token)
 
     @contextlib.contextmanager
     def use_device(self, device: Device) -> Iterator[None]:
@@ -202,7 +242,15 @@ class TorchBackend(BackendBase):
 
     # -- streams --------------------------------------------------------------------
     def current_stream(self, device: Device) -> Any:
-        """The current torch stream on ``device`` for the calling thread."""
+        """The current torch stream on ``device`` for the calling thread.
+
+        On CUDA found by its raw handle (0.09 µs, not ``current_stream``'s 1.5-3.9 µs).
+        """
+        fast = self._fast
+        if fast is None:
+            fast = self._get_fast()
+        if fast:
+            return fast.current_stream(device.index)
         return self._api.get_stream(device.index)
 
     def stream_from_pool(self, device: Device) -> Any:
@@ -227,32 +275,68 @@ class TorchBackend(BackendBase):
 
         The current device is left as it was (torch's ``set_stream`` switches it).
         """
-        if not streams:
+        token = self.enter_streams(streams)
+        try:
             yield
-            return
+        finally:
+            self.exit_streams(token)
+
+    def enter_streams(self, streams: Sequence[Any]) -> Any:
+        """Make ``streams`` torch's current streams; returns what :meth:`exit_streams` restores."""
+        if not streams:
+            return None
+        fast = self._fast
+        if fast is None:
+            fast = self._get_fast()
+        if fast:
+            return fast.enter_streams(streams)
         api = self._api
         prev_device = api.get_device()
         previous = [api.get_stream(s.device_index) for s in streams]
         try:
             for stream in streams:
                 api.set_stream(stream)
-            api.set_device(prev_device)
-            yield
-        finally:
+        except BaseException:
+            self.exit_streams((prev_device, previous))
+            raise
+        api.set_device(prev_device)
+        return prev_device, previous
+
+    def exit_streams(self, token: Any) -> None:
+        """Restore the streams (and the device) :meth:`enter_streams` replaced."""
+        if token is None:
+            return
+        fast = self._fast
+        if fast:
+            fast.exit_streams(token)
+            return
+        api = self._api
+        prev_device, previous = token
+        try:
             for stream in reversed(previous):
                 api.set_stream(stream)
+        finally:
             api.set_device(prev_device)
 
     # -- events ---------------------------------------------------------------------
     def record_event(self, stream: Any) -> Any:
-        """Record a new event (timing disabled) on ``stream``."""
+        """Record an event (timing disabled; pooled on CUDA) on ``stream``."""
+        fast = self._fast
+        if fast is None:
+            fast = self._get_fast()
+        if fast:
+            return fast.record(stream)
         event = self._api.new_event(stream)
         event.record(stream)
         return event
 
     def wait_event(self, stream: Any, event: Any) -> None:
         """Make ``stream`` wait for ``event`` (device-side, the host does not block)."""
-        event.wait(stream)
+        fast = self._fast
+        if fast:
+            fast.wait(stream, event)
+        else:
+            event.wait(stream)
 
     def query_event(self, event: Any) -> bool:
         """Whether the work before ``event`` is done."""
@@ -276,7 +360,13 @@ class TorchBackend(BackendBase):
         if tensor_type is None:
             return None
         if isinstance(obj, tensor_type):
-            return tensor_device(obj)
+            where = obj.device
+            known = self._devices
+            try:
+                return known[where]  # one interned Device per torch.device
+            except KeyError:
+                found = known[where] = tensor_device(obj)
+                return found
         if self.device_type != "cuda":
             return None
         cls = type(obj)
@@ -321,6 +411,22 @@ class TorchBackend(BackendBase):
         if obj.device.type != self.device_type:
             return
         record_tensor_on_stream(obj, stream)
+
+    def record_values_on_stream(self, buffers: Sequence[Any], stream: Any) -> None:
+        """:meth:`record_value_on_stream` for many buffers: one tight loop.
+
+        The core hands over only buffers on this backend's devices, so the device
+        check is not repeated; dense tensors call ``record_stream`` directly.
+        """
+        tensor_type = self._tensor_type
+        if tensor_type is None:
+            return
+        strided = self._api.torch.strided
+        for obj in buffers:
+            if type(obj) is tensor_type and obj.layout is strided:
+                obj.record_stream(stream)
+            elif isinstance(obj, tensor_type) and obj.device.type == self.device_type:
+                record_tensor_on_stream(obj, stream)
 
     def __repr__(self) -> str:
         state = "available" if self._reason is None else f"unavailable: {self._reason}"
