@@ -461,14 +461,20 @@ def test_a_closed_pipe_gives_no_traceback(argv: list[str]) -> None:
     env.pop("FUTUREKIT_DISABLE_PLUGINS", None)
     if argv != ["doctor"]:
         env["FUTUREKIT_DISABLE_PLUGINS"] = "futurekit.backends.torch,futurekit.backends.cuda"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "futurekit", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.close()  # as head does once it has its lines
+    # the reader is gone before the command starts (as a `head` that already quit): not
+    # closed after the start, which a slow machine could let the command outrun
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "futurekit", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.stderr is not None
     err = proc.stderr.read().decode()
     code = proc.wait(timeout=120)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
