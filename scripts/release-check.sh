@@ -69,9 +69,10 @@ echo "== twine check =="
 "$PYTHON" -m twine check --strict "${sdists[0]}" "$wheel"
 
 echo "== install the wheel in a fresh venv =="
-"$PYTHON" -m venv "$OUT/venv"
+# without its own pip (ensurepip takes seconds): the pip here installs into it (pip>=22.3)
+"$PYTHON" -m venv --without-pip "$OUT/venv"
 VPY="$OUT/venv/bin/python"
-"$VPY" -m pip install --quiet --no-deps --no-index "$wheel"
+"$PYTHON" -m pip --python "$VPY" install --quiet --no-deps --no-index "$wheel"
 # pluggy, the one dependency: copied from this environment (no network needed)
 "$PYTHON" - "$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" <<'PY'
 import importlib.metadata, shutil, sys
