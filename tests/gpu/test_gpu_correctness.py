@@ -139,7 +139,7 @@ def test_synchronize_makes_the_value_host_readable(backend_name: str) -> None:
 # -- torch bridges -----------------------------------------------------------------------
 def test_to_torch_is_ordered_after_our_events(backend_name: str) -> None:
     fut = futurekit.Future(devices=["cuda:0"], backend=backend_name)
-    tf = futurekit.to_torch(fut)
+    tf = fut.to_torch()
     t = torch.zeros(N, device="cuda:0")
     with on_stream(backend_name, torch.cuda.Stream(0)):
         slow()
