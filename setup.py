@@ -94,10 +94,11 @@ class BuildSpeedups(build_ext):
         try:
             super().build_extension(ext)
         except (CCompilerError, CompileError, PlatformError, DistutilsError, OSError) as exc:
-            if isinstance(exc, CompileError):
-                not_built("the C compiler failed: its output is above")
-            else:
-                not_built(str(exc).strip() or type(exc).__name__)
+            text = str(exc).strip() or type(exc).__name__
+            if isinstance(exc, CompileError):  # its output, if it ran, is above
+                ran = text.startswith("Command '[")  # the whole command line: too long
+                text = "the C compiler failed" + (": its output is above" if ran else f": {text}")
+            not_built(text)
             return
         say(f"built the compiled accelerator {Path(self.get_ext_filename(ext.name)).name}")
 

@@ -84,3 +84,58 @@ def _has_repair_tools() -> bool:
     return importlib.util.find_spec("auditwheel") is not None and bool(
         shutil.which("patchelf", path=path)
     )
+
+
+def _checkout_copy(tmp_path: Path) -> Path:
+    """What setup.py needs to build, copied (a build leaves build/ and egg-info behind)."""
+    root = tmp_path / "checkout"
+    shutil.copytree(ROOT / "src", root / "src", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.so", "*.pyd", "*.egg-info"))  # fmt: skip
+    for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md"):
+        shutil.copy2(ROOT / name, root / name)
+    return root
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"FUTUREKIT_NO_EXTENSION": "1"}, "FUTUREKIT_NO_EXTENSION is set"),
+        ({"CC": "/nonexistent/cc"}, "the C compiler failed: [Errno 2] No such file or directory"),
+    ],
+    ids=["FUTUREKIT_NO_EXTENSION", "no compiler"],
+)
+def test_without_the_accelerator_the_build_says_why_and_makes_a_pure_wheel(
+    tmp_path: Path, env: dict[str, str], reason: str
+) -> None:
+    if importlib.util.find_spec("build") is None or importlib.util.find_spec("setuptools") is None:
+        pytest.skip("the release extra is not installed (build, setuptools)")
+    root = _checkout_copy(tmp_path)
+    run_env = dict(os.environ, **env)
+    run_env.pop("PYTHONPATH", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir",
+         str(tmp_path / "dist"), str(root)],
+        capture_output=True, text=True, env=run_env, timeout=180, check=False,
+    )  # fmt: skip
+    output = f"{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, output
+    said = f"futurekit: the compiled accelerator was not built ({reason}"
+    assert said in output, output
+    assert [p.name for p in (tmp_path / "dist").iterdir()] == [
+        "futurekit-0.1.0-py3-none-any.whl"
+    ], output
+    if "CC" not in env:
+        return
+    # the in-place build a developer runs fails loudly, and takes the stale module away
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    stale = root / "src" / "futurekit" / "core" / f"_speedups{suffix}"
+    stale.write_bytes(b"an accelerator built from an older source")
+    proc = subprocess.run(
+        [sys.executable, "setup.py", "build_ext", "--inplace"],
+        cwd=root, capture_output=True, text=True, env=run_env, timeout=120, check=False,
+    )  # fmt: skip
+    output = f"{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 1, output
+    assert said in output, output
+    assert not stale.exists(), output
