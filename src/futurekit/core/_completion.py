@@ -299,11 +299,8 @@ def _arm_guard(fut: FutureBase, value: Any) -> None:
 
 def drain_leftovers() -> None:
     """Run what an interrupt left on this thread's pending stack (nothing, usually)."""
-    try:
-        st = _local.state
-    except AttributeError:
-        return
-    if st.pending:
+    st = _local.__dict__.get("state")  # no AttributeError raised and caught: ~1 µs less
+    if st is not None and st.pending:
         drain(st, 0)
 
 

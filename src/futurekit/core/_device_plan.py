@@ -103,7 +103,15 @@ def plan_for(devices: Any, backend: str | None) -> DeviceState | None:
         BackendUnavailableError, BackendError: no backend serves the type, or the
             backend misbehaves (the message names it and the fix).
     """
-    key = _cache_key(devices, backend)
+    if devices.__class__ is list and len(devices) == 1:  # the common case, inlined
+        entry = devices[0]
+        kind = entry.__class__
+        if kind is str or kind is int or kind is Device:
+            key: Any = (backend, kind, entry)
+        else:
+            key = _cache_key(devices, backend)
+    else:
+        key = _cache_key(devices, backend)
     if key is not None:
         try:
             plan = _PLANS.get(key, _MISSING)

@@ -109,10 +109,20 @@ class Future(_GenericBase[T], FutureBase):
             InvalidStateError: the future is already complete (a ``RuntimeError``
                 with torch's message); the first outcome is kept.
         """
-        if self._dev is None:
+        dev = self._dev
+        if dev is None:
             if not complete(self, DONE, result):
                 raise InvalidStateError(ALREADY_COMPLETED)
-        elif not resolve(self, result):
+            return
+        if self._state:  # resolve(), inlined: the device hot path
+            raise InvalidStateError(ALREADY_COMPLETED)
+        try:
+            prepared = dev.prepare(result)
+        except Exception as exc:  # a buffer on a foreign device, a backend error
+            if not complete(self, FAILED, exc):
+                raise InvalidStateError(ALREADY_COMPLETED) from None
+            return
+        if not complete(self, DONE, result, prepared):
             raise InvalidStateError(ALREADY_COMPLETED)
 
     def set_exception(self, result: BaseException) -> None:

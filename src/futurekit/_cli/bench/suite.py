@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import cases, probes
+from . import cases, device_proxy, probes
 from .report import Row
 
 __all__ = [
@@ -319,7 +319,9 @@ def run(quick: bool = False, progress: Progress | None = None, *, tiny: bool = F
         ("memory per pending future", lambda: [_memory_row(impls, plan)]),
         (f"{plan.long_links:,}-link chain", lambda: [_chain_row(plan)]),
         ("device path (sim) and value walk", lambda: _device_rows(plan)),
-    ]
+        ("device future on a no-op backend (CPU proxy)",
+         lambda: device_proxy.device_proxy_rows(plan.create_n, plan.dev_buffers, plan.rounds)),
+    ]  # fmt: skip
     rows: list[Row] = []
     frozen = _freeze_the_heap()
     try:
