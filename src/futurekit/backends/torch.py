@@ -37,6 +37,7 @@ __all__ = ["ACCELERATOR_TYPES", "TorchBackend", "record_tensor_on_stream", "tens
 ACCELERATOR_TYPES: tuple[str, ...] = ("xpu", "mps", "hpu", "npu", "mtia")
 
 _INSTALL = install_hint("torch")
+_MISS: Any = object()
 _HOST_TYPES = frozenset({"cpu", "meta"})
 
 
@@ -347,6 +348,21 @@ class TorchBackend(BackendBase):
         event.synchronize()
 
     # -- values ---------------------------------------------------------------------
+    def devices_of(self, objs: Sequence[Any]) -> list[Device | None]:
+        """:meth:`device_of` for many objects at once (the core's list fast path)."""
+        tensor_type = self._tensor_type
+        device_of = self.device_of
+        if tensor_type is None:
+            return [None] * len(objs)
+        get = self._devices.get
+        miss = _MISS
+        return [
+            (found if (found := get(t.device, miss)) is not miss else device_of(t))
+            if type(t) is tensor_type
+            else device_of(t)
+            for t in objs
+        ]
+
     def device_of(self, obj: Any) -> Device | None:
         """The device of a tensor (dense or sparse), or of a foreign CUDA array.
 

@@ -159,6 +159,7 @@ class DevicePlan:
         "current_stream",
         "device_of",
         "devices",
+        "devices_of",
         "enter_device",
         "enter_streams",
         "exit_device",
@@ -194,6 +195,7 @@ class DevicePlan:
             _bind(backend, name)
         check_indices(backend, devices)
         self.device_of = backend.device_of
+        self.devices_of = getattr(backend, "devices_of", None)
         self.current_stream = backend.current_stream
         self.record_event = backend.record_event
         self.wait_event = backend.wait_event
@@ -236,6 +238,15 @@ class DevicePlan:
             "The result contained tensors residing on device(s) "
             f"{device} which are not among the expected device(s) "
             f"{_list_devices(self.devices)}"
+        )
+
+    def bad_batch(self, found: Any, value: Sequence[Any]) -> BackendError:
+        """The error for a ``devices_of`` answer that does not match its input."""
+        return backend_error(
+            self.backend,
+            "devices_of()",
+            f"returned {type(found).__name__} of {len(found)} items for {len(value)} objects",
+            "it must return a list with one Device or None per object, in order",
         )
 
     def __repr__(self) -> str:

@@ -55,7 +55,7 @@ def _weak(buffers: Any) -> tuple[Any, bool]:
     Buffers that cannot be weakly referenced are kept strongly: ``(list, False)``.
     """
     try:
-        return [_ref(b) for b in buffers], True
+        return list(map(_ref, buffers)), True
     except TypeError:
         return list(buffers), False
 
@@ -65,10 +65,8 @@ def _alive(group: tuple[Any, Any, bool]) -> Any:
     _, items, weak = group
     if not weak:
         return items
-    alive = [r() for r in items]
-    if None in alive:
-        alive = [b for b in alive if b is not None]  # freed since set_result
-    return alive
+    # buffers freed since set_result are skipped; no ``None in``: a tensor's __eq__ is costly
+    return [b for r in items if (b := r()) is not None]
 
 
 class DeviceState:
@@ -145,7 +143,10 @@ class DeviceState:
             cls = value.__class__
             items = None
             if (cls is tuple or cls is list) and value:
-                found = [device_of(item) for item in value]
+                batch = plan.devices_of
+                found = [device_of(item) for item in value] if batch is None else batch(value)
+                if len(found) != len(value):
+                    raise plan.bad_batch(found, value)
                 device = found[0]
                 if device is not None and found.count(device) == len(found):
                     if device is not plan.first:

@@ -22,7 +22,6 @@ from ._completion import (
     complete,
     drain_leftovers,
     link_error,
-    resolve,
 )
 from ._device_plan import plan_for
 from ._errors import (

@@ -4,9 +4,9 @@ On a machine without a GPU this is what stands in for the GPU benchmark
 (``scripts/gpu_bench.py``): with every backend primitive a no-op, what remains is
 futurekit's own cost of a device future (the plan lookup, the walk, the event
 bookkeeping, the callback streams), measured against ``torch.futures``' CPU future
-in the same run. The targets (issue 17): one buffer at most 1.0× torch's CPU
-``set_result + wait``; each further buffer at most 0.06× of it; ``then()`` +
-``set_result`` + ``wait`` at most 1.0× torch's CPU ``then()`` round.
+in the same run. The targets (issue 17): one buffer at most 1.0x torch's CPU
+``set_result + wait``; each further buffer at most 0.06x of it; ``then()`` +
+``set_result`` + ``wait`` at most 1.0x torch's CPU ``then()`` round.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ def _noop_backend_class() -> type:
         def device_of(self, obj: Any) -> Any:
             return obj.device if type(obj) is NoopBuffer else None
 
+        def devices_of(self, objs: Sequence[Any]) -> list[Any]:
+            return [b.device if type(b) is NoopBuffer else None for b in objs]
+
         def record_values_on_stream(self, buffers: Sequence[Any], stream: Any) -> None:
             return None  # the allocator hint: kept by the core, does nothing here
 
@@ -115,7 +118,7 @@ def _timers(torch: Any, device: Any, n: int, buffers: int) -> dict[str, Callable
     def fk_one() -> float:
         start = time.perf_counter()
         for _ in range(n):
-            f = Future(devices=devices)
+            f: Any = Future(devices=devices)
             f.set_result(one)
             f.wait()
         return (time.perf_counter() - start) / n
@@ -123,7 +126,7 @@ def _timers(torch: Any, device: Any, n: int, buffers: int) -> dict[str, Callable
     def fk_many() -> float:
         start = time.perf_counter()
         for _ in range(per_many):
-            f = Future(devices=devices)
+            f: Any = Future(devices=devices)
             f.set_result(many)
             f.wait()
         return (time.perf_counter() - start) / per_many
@@ -131,7 +134,7 @@ def _timers(torch: Any, device: Any, n: int, buffers: int) -> dict[str, Callable
     def fk_then() -> float:
         start = time.perf_counter()
         for _ in range(n):
-            f = Future(devices=devices)
+            f: Any = Future(devices=devices)
             c = f.then(twice)
             f.set_result(one)
             c.wait()
