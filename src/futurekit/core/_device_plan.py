@@ -40,7 +40,8 @@ REQUIRED = (
     "device_of",
 )
 _MISSING = object()
-_PLANS: dict[Any, Any] = {}
+_PLANS: dict[Any, Any] = {}  # what the user passed -> plan (or None: a CPU future)
+_SHARED: dict[Any, Any] = {}  # (id(backend), devices) -> plan
 _MAX_PLANS = 1024
 #: Types whose instances are values (their own ``__eq__`` and ``__hash__``): a
 #: ``devices=`` entry of such a type can key the plan cache.
@@ -124,7 +125,13 @@ def plan_for(devices: Any, backend: str | None) -> DeviceState | None:
     plan = None
     if parsed:
         resolved = _resolver.resolver.backend(parsed[0].type, backend)
-        plan = DevicePlan(resolved, parsed, generation)
+        shared = (id(resolved), parsed)  # one plan for every spelling of the same devices
+        plan = _SHARED.get(shared)
+        if plan is None or plan.generation != generation or plan.backend is not resolved:
+            plan = DevicePlan(resolved, parsed, generation)
+            if len(_SHARED) >= _MAX_PLANS:
+                _SHARED.clear()
+            _SHARED[shared] = plan
     if key is not None:
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
