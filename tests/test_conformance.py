@@ -90,7 +90,11 @@ def test_protocol_check_and_registry_share_one_list():
     assert message.endswith(
         "lacks these methods of the Backend protocol: "
         + ", ".join(REQUIRED_METHODS)
-        + " (subclass futurekit.backends.BackendBase for the optional ones)"
+        + " (implement current_stream(device) -> stream; record_event(stream) -> event; "
+        "wait_event(stream, event) -> None; query_event(event) -> bool; "
+        "synchronize_event(event) -> None; device_of(obj) -> Device | None in SimpleNamespace; "
+        "and subclass futurekit.backends.BackendBase for the defaults of is_available, "
+        "device_count, stream_from_pool, use_streams)"
     )
     # the registry runs the very same check when it loads a backend
     assert protocol_problems(bare, "sim")[0] in message
@@ -101,7 +105,7 @@ def test_protocol_check_needs_a_device_type():
     sim = get_backend()
     methods = {name: getattr(sim, name) for name in dir(sim) if not name.startswith("_")}
     methods.pop("device_type")
-    assert "device_type must be a non-empty str, got None" in fails(
+    assert "device_type must be a non-empty str such as 'mydev', got None" in fails(
         "protocol", types.SimpleNamespace(**methods)
     )
 

@@ -87,7 +87,10 @@ def test_cpu_torch_and_cuda_python_without_driver(
     cuda_machine: Callable[..., BackendUnavailableError],
 ) -> None:
     message = str(cuda_machine(torch_version="2.13.0+cpu", cuda_python=True))
-    assert "'torch' (futurekit" in message and "'cuda-python' (futurekit" in message
+    # each backend is named with its plugin and distribution
+    torch_backend = "backend 'torch' (plugin 'futurekit.backends.torch', distribution futurekit "
+    cuda_backend = "backend 'cuda-python' (plugin 'futurekit.backends.cuda', distribution futurekit"
+    assert torch_backend in message and cuda_backend in message
     assert "a CUDA build of torch instead of the CPU-only torch 2.13.0+cpu" in message
     assert "https://pytorch.org/get-started/locally/" in message
     assert "'cuda-python' needs an NVIDIA GPU with its driver (cuda-python is installed)" in (

@@ -12,7 +12,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 
-__all__ = ["PluginFailure", "PluginLoadWarning", "describe_exception", "warn"]
+__all__ = ["PluginFailure", "PluginLoadWarning", "describe_exception", "stop_loading", "warn"]
 
 #: Where futurekit's own modules live: warnings point at the first frame outside.
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -33,6 +33,7 @@ class PluginFailure:
         backend: the backend that failed, or ``None`` when the whole plugin did.
         device_types: the device types it is known to serve (empty when it failed
             before saying).
+        fix: what would fix it, in words (``None`` when ``error`` already says).
     """
 
     name: str
@@ -40,6 +41,7 @@ class PluginFailure:
     error: str
     backend: str | None = None
     device_types: tuple[str, ...] = ()
+    fix: str | None = None
 
     def describe(self) -> str:
         """``plugin 'x' (distribution y), backend 'z'``: who failed, in words."""
@@ -50,11 +52,20 @@ class PluginFailure:
             text += f", backend {self.backend!r}"
         return text
 
+    def explain(self) -> str:
+        """The error and, when known, its fix: ``error; fix``."""
+        return f"{self.error}; {self.fix}" if self.fix else self.error
+
 
 def describe_exception(exc: BaseException) -> str:
     """``TypeName: message`` (or just the type's name when the message is empty)."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def stop_loading(plugin: str) -> str:
+    """How to stop futurekit from loading ``plugin``, in words."""
+    return f"set FUTUREKIT_DISABLE_PLUGINS={plugin} to stop loading it"
 
 
 def _stacklevel() -> int:

@@ -30,11 +30,12 @@ import pluggy
 from futurekit.core import _resolver
 from futurekit.core._errors import BackendError
 
-from ._failures import PluginFailure, describe_exception, warn
+from ._contract import contract
+from ._failures import PluginFailure, describe_exception, stop_loading, warn
 from ._hookspec import PROJECT_NAME, FuturekitSpecs
 from ._spec import BackendSpec, protocol_problems
 
-__all__ = ["BUILTIN_PLUGINS", "Entry", "Loader", "env_list", "own_version"]
+__all__ = ["BUILTIN_PLUGINS", "Entry", "Loader", "count_problem", "env_list", "own_version"]
 
 logger = logging.getLogger("futurekit")
 
@@ -73,11 +74,22 @@ class Entry:
         self.version = version
         self.lock = threading.RLock()
         self.resolved = False
-        self.resolving = False
+        #: The method running while the backend is resolved ("" when none).
+        self.resolving = ""
         self.backend: Any = None
         self.available = False
         self.failed = False
         self.reason: str | None = None
+
+    def describe(self) -> str:
+        """``backend 'x' (plugin 'p', distribution d 1.0)``: the backend, for messages."""
+        parts = []
+        if not self.plugin.isdigit():  # pluggy names anonymous plugins by id()
+            parts.append(f"plugin {self.plugin!r}")
+        if self.distribution:
+            dist = self.distribution + (f" {self.version}" if self.version else "")
+            parts.append(f"distribution {dist}")
+        return f"backend {self.spec.name!r}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def env_list(var: str) -> set[str]:
@@ -126,7 +138,7 @@ class Loader:
                 return
             self.failures[key] = failure
             self.pending.append(
-                f"futurekit {failure.describe()} failed and was skipped: {failure.error}"
+                f"futurekit {failure.describe()} failed and was skipped: {failure.explain()}"
             )
         if exc is not None:
             logger.debug("futurekit: %s failed", failure.describe(), exc_info=exc)
@@ -169,12 +181,12 @@ class Loader:
             except ModuleNotFoundError as exc:
                 if exc.name == modname:  # not part of this build
                     continue
-                self.fail(PluginFailure(modname, "futurekit", describe_exception(exc)), exc)
+                self._fail_import(modname, "futurekit", exc)
                 continue
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
-                self.fail(PluginFailure(modname, "futurekit", describe_exception(exc)), exc)
+                self._fail_import(modname, "futurekit", exc)
                 continue
             pm.register(module, name=modname)
             self.plugin_dists[modname] = ("futurekit", version)
@@ -200,10 +212,15 @@ class Loader:
                 except KeyboardInterrupt:
                     raise
                 except BaseException as exc:
-                    self.fail(PluginFailure(ep.name, dist_name, describe_exception(exc)), exc)
+                    self._fail_import(ep.name, dist_name, exc)
                     continue
                 self.plugin_dists[ep.name] = (dist_name, dist.version)
         return pm
+
+    def _fail_import(self, plugin: str, dist: str | None, exc: BaseException) -> None:
+        error = f"importing the plugin raised {describe_exception(exc)}"
+        fix = f"reinstall {dist or 'the distribution that provides it'}, or {stop_loading(plugin)}"
+        self.fail(PluginFailure(plugin, dist, error, fix=fix), exc)
 
     def _collect(self, pm: pluggy.PluginManager) -> None:
         """Ask every plugin for its backends, one plugin at a time (lock held)."""
@@ -231,8 +248,12 @@ class Loader:
             except BaseException as exc:
                 kinds = {s.device_type for s in specs if isinstance(s, BackendSpec)}
                 self.hook_failures.add((plugin, None))
-                error = describe_exception(exc)
-                failure = PluginFailure(plugin, dist, error, None, tuple(sorted(kinds)))
+                error = f"its futurekit_device_backends() hook raised {describe_exception(exc)}"
+                fix = (
+                    "the hook must yield futurekit.backends.BackendSpec records without raising "
+                    f"(heavy work belongs in BackendSpec.load); or {stop_loading(plugin)}"
+                )
+                failure = PluginFailure(plugin, dist, error, None, tuple(sorted(kinds)), fix)
                 self.fail(failure, exc)
                 continue
             for spec in specs:
@@ -247,7 +268,11 @@ class Loader:
                         f"backend name {spec.name!r} is already provided by plugin "
                         f"{other.plugin!r} ({other.distribution or '?'}); this one is ignored"
                     )
-                    self.fail(PluginFailure(plugin, dist, error, spec.name, (spec.device_type,)))
+                    fix = f"give one of them another BackendSpec.name, or {stop_loading(plugin)}"
+                    failure = PluginFailure(
+                        plugin, dist, error, spec.name, (spec.device_type,), fix
+                    )
+                    self.fail(failure)
                     continue
                 old = previous.get(spec.name)
                 if old is not None and old.plugin == plugin:
@@ -280,42 +305,56 @@ class Loader:
             if entry.resolved:
                 return
             if entry.resolving:  # load() or is_available() asked for its own type
+                kind, stage = entry.spec.device_type, entry.resolving
                 raise BackendError(
-                    f"backend {entry.spec.name!r} asked the registry for its own device "
-                    f"type {entry.spec.device_type!r} while it was being loaded"
+                    f"{entry.describe()}: its {stage} asked the registry for its own device "
+                    f"type {kind!r} while the backend was being loaded; {stage} must not make "
+                    f"a {kind!r} future or call get_backend({kind!r}): return the backend "
+                    "object (or the answer) and let futurekit call it"
                 )
-            entry.resolving = True
             try:
                 self._resolve(entry)
             finally:
-                entry.resolving = False
+                entry.resolving = ""
             entry.resolved = True
         self.flush()
 
     def _resolve(self, entry: Entry) -> None:
+        """Load, validate and ask for availability; a misbehaving backend is skipped."""
         spec = entry.spec
+        entry.resolving = "load()"
         try:
             backend = spec.load()
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
-            self._skip(entry, f"load() raised {describe_exception(exc)}", exc)
+            self._skip(entry, f"load() raised {describe_exception(exc)}", contract("load"), exc)
             return
         problems = protocol_problems(backend, spec.device_type)
         if problems:
             what = f"{type(backend).__module__}.{type(backend).__qualname__}"
-            self._skip(
-                entry,
-                f"load() returned a {what} that is not a futurekit Backend: " + "; ".join(problems),
-            )
+            error = f"load() returned a {what} that is not a futurekit Backend: "
+            self._skip(entry, error + "; ".join(problems))
             return
+        entry.resolving = "is_available()"
         try:
-            available = bool(backend.is_available())
+            available = backend.is_available()
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
-            self._skip(entry, f"is_available() raised {describe_exception(exc)}", exc)
+            error = f"is_available() raised {describe_exception(exc)}"
+            self._skip(entry, error, contract("is_available"), exc)
             return
+        if not isinstance(available, bool):
+            error = f"is_available() returned {available!r} ({type(available).__name__})"
+            self._skip(entry, error, contract("is_available"))
+            return
+        if available:
+            entry.resolving = "device_count()"
+            problem, error_object = count_problem(backend)
+            if problem is not None:
+                self._skip(entry, problem, contract("device_count"), error_object)
+                return
         entry.backend = backend
         entry.available = available
         if not available:
@@ -336,12 +375,31 @@ class Loader:
             return f"is_available() returned False; unavailable_reason() raised {why}"
         return str(reason) if reason else "is_available() returned False"
 
-    def _skip(self, entry: Entry, error: str, exc: BaseException | None = None) -> None:
+    def _skip(
+        self,
+        entry: Entry,
+        error: str,
+        fix: str | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
         entry.failed = True
         entry.backend = None
-        entry.reason = error
+        entry.reason = f"{error}; {fix}" if fix else error
         spec = entry.spec
-        self.fail(
-            PluginFailure(entry.plugin, entry.distribution, error, spec.name, (spec.device_type,)),
-            exc,
+        failure = PluginFailure(
+            entry.plugin, entry.distribution, error, spec.name, (spec.device_type,), fix
         )
+        self.fail(failure, exc)
+
+
+def count_problem(backend: Any) -> tuple[str | None, BaseException | None]:
+    """What is wrong with ``backend.device_count()``'s answer (None: nothing), and the error."""
+    try:
+        count = backend.device_count()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        return f"device_count() raised {describe_exception(exc)}", exc
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        return f"device_count() returned {count!r} ({type(count).__name__})", None
+    return None, None

@@ -16,9 +16,10 @@ from typing import Any
 from futurekit.core import _resolver
 from futurekit.core._errors import BackendUnavailableError
 
-from ._failures import PluginFailure, PluginLoadWarning, describe_exception
+from ._contract import contract
+from ._failures import PluginFailure, PluginLoadWarning
 from ._hints import clear_caches, fix_for
-from ._loading import BUILTIN_PLUGINS
+from ._loading import BUILTIN_PLUGINS, count_problem
 from ._selection import Registry
 from ._spec import BackendSpec, install_hint
 
@@ -28,6 +29,7 @@ __all__ = [
     "PluginFailure",
     "PluginLoadWarning",
     "available_backends",
+    "backend_spec",
     "describe_backend",
     "disabled_plugins",
     "get_backend",
@@ -121,7 +123,7 @@ def int_device_type() -> str:
         if entry.available:
             types.setdefault(spec.device_type, []).append(spec.name)
         elif not entry.failed:
-            unavailable.append(f"{spec.name} ({spec.device_type}): {entry.reason}")
+            unavailable.append(f"{entry.describe()} for {spec.device_type!r}: {entry.reason}")
     if len(types) == 1:
         return next(iter(types))
     if not types:
@@ -152,13 +154,13 @@ def available_backends() -> list[BackendInfo]:
             continue
         ok, reason = entry.available, entry.reason
         count: int | None = None
-        if ok:
-            try:
-                count = int(entry.backend.device_count())
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:
-                ok, reason = False, f"device_count() raised {describe_exception(exc)}"
+        fix = None
+        if ok:  # valid when the backend was loaded; asked again, as it may change
+            problem, _ = count_problem(entry.backend)
+            if problem is None:
+                count = entry.backend.device_count()
+            else:
+                ok, reason, fix = False, problem, contract("device_count")
         spec = entry.spec
         out.append(
             BackendInfo(
@@ -173,7 +175,7 @@ def available_backends() -> list[BackendInfo]:
                 extra=spec.extra,
                 description=spec.description,
                 testing=spec.testing,
-                fix=None if ok else fix_for(spec, entry.distribution),
+                fix=fix or (None if ok else fix_for(spec, entry.distribution)),
             )
         )
     return sorted(out, key=lambda i: (i.device_type, -i.priority, i.name))
@@ -212,14 +214,14 @@ def register(plugin: object, name: str | None = None) -> str:
             ``FUTUREKIT_DISABLE_PLUGINS``.
     """
     if name is not None and not isinstance(name, str):
-        raise TypeError(f"plugin name must be a str, got {name!r}")
+        raise TypeError(f"register(): the plugin name must be a str, got {name!r}")
     pm = _REGISTRY.manager()
     with _REGISTRY.lock:
         registered = pm.register(plugin, name=name)
         if registered is None:
             raise ValueError(
-                f"plugin {name or plugin!r} is blocked by FUTUREKIT_DISABLE_PLUGINS; remove "
-                "it from that variable to register it"
+                f"register(): plugin {_plugin_label(plugin, name)} is blocked by "
+                "FUTUREKIT_DISABLE_PLUGINS; remove it from that variable to register it"
             )
         _REGISTRY.refresh()
     _REGISTRY.flush()
@@ -236,8 +238,12 @@ def unregister(plugin: object | None = None, name: str | None = None) -> None:
         raise ValueError("unregister() needs the plugin object or its name")
     pm = _REGISTRY.manager()
     with _REGISTRY.lock:
-        if pm.unregister(plugin=plugin, name=name) is None:
-            raise ValueError(f"plugin {name or plugin!r} is not registered")
+        known = pm.has_plugin(name) if name is not None else pm.is_registered(plugin)
+        if not known or pm.unregister(plugin=plugin, name=name) is None:
+            raise ValueError(
+                f"unregister(): plugin {_plugin_label(plugin, name)} is not registered "
+                "(futurekit.backends.register() returns the name to pass)"
+            )
         _REGISTRY.refresh()
     _REGISTRY.flush()
 
@@ -246,18 +252,37 @@ def describe_backend(backend: object) -> str:
     """Name a loaded backend for error messages: its plugin, distribution and version.
 
     ``backend 'mydev' (plugin 'mydev_plugin', distribution mydev 1.0)``; a backend
-    object the registry did not load is named by its class.
+    object the registry did not load is named by its class and device type. Never
+    raises.
     """
     for entry in list(_REGISTRY.entries.values()):
         if entry.backend is backend and backend is not None:
-            named = not entry.plugin.isdigit()  # pluggy names anonymous plugins by id()
-            parts = [f"plugin {entry.plugin!r}"] if named else []
-            if entry.distribution:
-                dist = entry.distribution + (f" {entry.version}" if entry.version else "")
-                parts.append(f"distribution {dist}")
-            return f"backend {entry.spec.name!r}" + (f" ({', '.join(parts)})" if parts else "")
-    kind = getattr(backend, "device_type", None)
-    return f"backend {type(backend).__qualname__}" + (f" for {kind!r}" if kind else "")
+            return entry.describe()
+    cls = type(backend)
+    try:
+        kind = getattr(backend, "device_type", None)
+    except Exception:
+        kind = None
+    where = f" for {kind!r}" if isinstance(kind, str) and kind else ""
+    return f"backend {cls.__module__}.{cls.__qualname__}{where} (not loaded from a plugin)"
+
+
+def backend_spec(backend: object) -> BackendSpec | None:
+    """The spec of a backend object the registry loaded, else ``None``."""
+    for entry in list(_REGISTRY.entries.values()):
+        if entry.backend is backend and backend is not None:
+            return entry.spec
+    return None
+
+
+def _plugin_label(plugin: object, name: str | None) -> str:
+    """A plugin named for messages: its name, else its module or class (never a repr)."""
+    if name is not None:
+        return repr(name)
+    module_name = getattr(plugin, "__name__", None)
+    if isinstance(module_name, str):
+        return repr(module_name)
+    return f"object of class {type(plugin).__module__}.{type(plugin).__qualname__}"
 
 
 def reset() -> None:

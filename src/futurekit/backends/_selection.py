@@ -40,28 +40,18 @@ class Registry(Loader):
             return backend
         self.manager()
         generation = self.generation
-        backend = self._select(device_type, override)
+        backend = self._select(device_type, override, bool(name))
         with self.lock:
             if self.generation == generation:
                 self.selected[key] = backend
         return backend
 
-    def _select(self, device_type: str, override: str | None) -> Any:
+    def _select(self, device_type: str, override: str | None, by_name: bool = True) -> Any:
         cands = self.candidates(device_type)
         if override is not None:
             match = [e for e in cands if e.spec.name == override]
             if not match:
-                names = ", ".join(e.spec.name for e in cands if not e.failed) or "(none)"
-                other = self.entries.get(override)
-                why = (
-                    f"it serves {other.spec.device_type!r}, not {device_type!r}"
-                    if other
-                    else "no backend has that name"
-                )
-                raise BackendError(
-                    f"Backend {override!r} was requested for {device_type!r} devices, but "
-                    f"{why}. Backends for {device_type!r}: {names}."
-                )
+                raise BackendError(self._wrong_name_message(device_type, override, by_name))
             cands = match
         for entry in cands:
             self.ensure(entry)
@@ -70,7 +60,7 @@ class Registry(Loader):
         live = [e for e in cands if not e.failed]
         if not live:
             raise BackendUnavailableError(self._no_backend_message(device_type))
-        reasons = "; ".join(f"{e.spec.name!r} ({e.distribution or '?'}): {e.reason}" for e in live)
+        reasons = "; ".join(f"{e.describe()}: {e.reason}" for e in live)
         message = f"No available backend for device type {device_type!r}: {reasons}."
         fixes = list(dict.fromkeys(f for f in (fix_for(e.spec, e.distribution) for e in live) if f))
         if fixes:
@@ -79,17 +69,37 @@ class Registry(Loader):
         failed = [e for e in cands if e.failed]
         if failed:
             message += " Skipped because they failed: " + "; ".join(
-                f"{e.spec.name!r} ({e.distribution or '?'}): {e.reason}" for e in failed
+                f"{e.describe()}: {e.reason}" for e in failed
             )
             message += "."
         raise BackendUnavailableError(message)
+
+    def _wrong_name_message(self, device_type: str, override: str, by_name: bool) -> str:
+        """Why the backend named ``override`` cannot serve ``device_type``, and what to pass."""
+        env = f"FUTUREKIT_BACKEND_{device_type.upper().replace('-', '_')}"
+        source = f"backend={override!r}" if by_name else f"{env}={override}"
+        other = self.entries.get(override)
+        if other is not None:
+            why = f"{other.describe()} serves {other.spec.device_type!r}, not {device_type!r}"
+        else:
+            why = "no backend has that name"
+        names = [repr(e.spec.name) for e in self.candidates(device_type) if not e.failed]
+        if names:
+            fix = f"name one of the backends for {device_type!r} ({', '.join(names)})"
+        else:
+            fix = f"no backend serves {device_type!r}: install a plugin that does"
+        default = "leave backend= out" if by_name else f"unset {env}"
+        return (
+            f"Backend {override!r} was requested for {device_type!r} devices ({source}), but "
+            f"{why}. To fix: {fix}, or {default} to use the highest-priority available one."
+        )
 
     def _no_backend_message(self, device_type: str) -> str:
         with self.lock:
             failures = list(self.failures.values())
         serving = [f for f in failures if device_type in f.device_types]
         if serving:
-            listed = "; ".join(f"{f.describe()}: {f.error}" for f in serving)
+            listed = "; ".join(f"{f.describe()}: {f.explain()}" for f in serving)
             dists = sorted({f.distribution or f.name for f in serving})
             plugins = ",".join(dict.fromkeys(f.name for f in serving))
             return (
@@ -109,7 +119,7 @@ class Registry(Loader):
             message += (
                 " These plugins failed before saying which device types they serve, "
                 "and one may serve it: "
-                + "; ".join(f"{f.describe()}: {f.error}" for f in unsure)
+                + "; ".join(f"{f.describe()}: {f.explain()}" for f in unsure)
                 + "."
             )
         extras = KNOWN_EXTRAS.get(device_type)

@@ -5,71 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+# The protocol's shape check, re-exported where the registry and the kit first found it.
+from ._contract import REQUIRED_METHODS, protocol_problems
+
+if TYPE_CHECKING:
+    from futurekit.core._devices import Device
 
 __all__ = ["REQUIRED_METHODS", "BackendSpec", "install_hint", "protocol_problems"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
-
-#: The methods of :class:`~futurekit.backends.Backend` that every backend object must
-#: have (``BackendBase`` supplies ``device_count``, ``stream_from_pool`` and
-#: ``use_streams``). The registry checks them when it loads a backend, and the
-#: conformance kit's ``protocol`` check uses the same list.
-REQUIRED_METHODS: tuple[str, ...] = (
-    "is_available",
-    "device_count",
-    "current_stream",
-    "stream_from_pool",
-    "use_streams",
-    "record_event",
-    "wait_event",
-    "query_event",
-    "synchronize_event",
-    "device_of",
-)
-
-
-def protocol_problems(backend: object, device_type: str | None = None) -> list[str]:
-    """What ``backend`` lacks to implement the :class:`~futurekit.backends.Backend` protocol.
-
-    Only the shape is checked (a non-empty ``device_type``, equal to
-    ``device_type`` when given, and every method of :data:`REQUIRED_METHODS`
-    callable); behaviour is the conformance kit's job
-    (:func:`futurekit.testing.check_backend`). Never raises: an attribute whose
-    lookup raises counts as missing.
-
-    Args:
-        backend: the object a ``BackendSpec.load`` returned.
-        device_type: the device type its spec declares, if any.
-
-    Returns:
-        One sentence per problem; empty when the shape is right.
-    """
-    problems: list[str] = []
-    try:
-        kind = getattr(backend, "device_type", None)
-    except Exception as exc:
-        kind = None
-        problems.append(f"reading device_type raised {type(exc).__name__}: {exc}")
-    if not problems and (not isinstance(kind, str) or not kind):
-        problems.append(f"device_type must be a non-empty str, got {kind!r}")
-    elif device_type is not None and kind != device_type:
-        problems.append(f"it reports device_type {kind!r}, its BackendSpec says {device_type!r}")
-    missing = []
-    for name in REQUIRED_METHODS:
-        try:
-            ok = callable(getattr(backend, name, None))
-        except Exception:
-            ok = False
-        if not ok:
-            missing.append(name)
-    if missing:
-        problems.append(
-            "it lacks these methods of the Backend protocol: "
-            + ", ".join(missing)
-            + " (subclass futurekit.backends.BackendBase for the optional ones)"
-        )
-    return problems
 
 
 def install_hint(*extras: str) -> str:
@@ -112,6 +58,11 @@ class BackendSpec:
         description: one line for ``futurekit backends``.
         testing: a testing backend (such as ``sim``); never chosen for ``int``
             devices.
+        make_buffer: ``make_buffer(device)`` returns a small buffer of this
+            backend on ``device`` (a ``futurekit.Device``). Optional; when given,
+            ``futurekit doctor`` and :func:`futurekit.testing.check_backend` use it
+            to drive ``device_of`` and event recording with real buffers, as user
+            code does (without it they can only use stand-ins).
     """
 
     name: str
@@ -121,6 +72,7 @@ class BackendSpec:
     extra: str | None = None
     description: str = ""
     testing: bool = False
+    make_buffer: Callable[[Device], Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name.lower()):
@@ -138,3 +90,8 @@ class BackendSpec:
             raise TypeError(f"BackendSpec.load must be callable, got {self.load!r}")
         if isinstance(self.priority, bool) or not isinstance(self.priority, int):
             raise TypeError(f"BackendSpec.priority must be an int, got {self.priority!r}")
+        if self.make_buffer is not None and not callable(self.make_buffer):
+            raise TypeError(
+                f"BackendSpec.make_buffer must be callable (device -> buffer) or None, "
+                f"got {self.make_buffer!r}"
+            )
