@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from futurekit.backends._spec import protocol_problems
 from futurekit.core._devices import Device
@@ -20,7 +20,7 @@ from futurekit.core._future import Future
 from ._kit import Ctx, Probe, bounded, events_of, future_on, parse_devices, retry_async
 from ._spy import FailingRecordSpy, Marker, Spy
 
-__all__ = ["CHECKS"]
+__all__ = ["CHECKS", "Check"]
 
 
 def _check_protocol(ctx: Ctx) -> None:
@@ -370,18 +370,32 @@ def _check_data_ordering(ctx: Ctx) -> None:
     assert got == 2, f"a consumer read {got!r} after the child's wait(), not the callback's 2"
 
 
-CHECKS: tuple[tuple[str, Callable[[Ctx], None], bool], ...] = (
-    ("protocol", _check_protocol, False),
-    ("availability", _check_availability, False),
-    ("device_of", _check_device_of, False),
-    ("streams", _check_streams, False),
-    ("use_streams", _check_use_streams, False),
-    ("events", _check_events, False),
-    ("event ordering", _check_event_ordering, True),
-    ("set_result and wait", _check_set_result_and_wait, False),
-    ("callback streams", _check_callback_streams, False),
-    ("bad device", _check_bad_device, False),
-    ("failure injection", _check_failure_injection, False),
-    ("is_ready and synchronize", _check_ready_and_synchronize, False),
-    ("data ordering", _check_data_ordering, True),
+class Check(NamedTuple):
+    """One conformance check: its name, its function, and the backend methods it tests."""
+
+    name: str
+    run: Callable[[Ctx], None]
+    #: Whether it needs real buffers and buffer operations (``ops``).
+    needs_ops: bool
+    #: The protocol methods whose contract (the fix) a failed assertion quotes.
+    methods: tuple[str, ...]
+
+
+_STREAMS = ("current_stream", "stream_from_pool", "use_streams")
+_EVENTS = ("record_event", "wait_event", "query_event", "synchronize_event")
+
+CHECKS: tuple[Check, ...] = (
+    Check("protocol", _check_protocol, False, ()),  # its problems carry their fixes
+    Check("availability", _check_availability, False, ("is_available", "device_count")),
+    Check("device_of", _check_device_of, False, ("device_of",)),
+    Check("streams", _check_streams, False, ("current_stream", "stream_from_pool")),
+    Check("use_streams", _check_use_streams, False, ("use_streams",)),
+    Check("events", _check_events, False, _EVENTS),
+    Check("event ordering", _check_event_ordering, True, ("record_event", "wait_event")),
+    Check("set_result and wait", _check_set_result_and_wait, False, (*_STREAMS, *_EVENTS)),
+    Check("callback streams", _check_callback_streams, False, _STREAMS),
+    Check("bad device", _check_bad_device, False, ("device_of",)),
+    Check("failure injection", _check_failure_injection, False, ()),  # the core's part
+    Check("is_ready and synchronize", _check_ready_and_synchronize, False, _EVENTS),
+    Check("data ordering", _check_data_ordering, True, ("wait_event", "use_streams")),
 )

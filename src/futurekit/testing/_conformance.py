@@ -12,13 +12,15 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from futurekit.backends._contract import blame, contract
+from futurekit.backends._registry import backend_spec, describe_backend
 from futurekit.core._devices import Device, DeviceLike
 
-from ._checks import CHECKS
+from ._checks import CHECKS, Check
 from ._kit import Ctx, bounded
 from ._ops import BufferOps, default_ops
 
-__all__ = ["check_backend"]
+__all__ = ["check_backend", "explain"]
 
 
 def _resolve(backend: Any) -> Any:
@@ -26,7 +28,7 @@ def _resolve(backend: Any) -> Any:
         if backend is None:
             raise TypeError("check_backend() needs a backend object or a backend name, got None")
         return backend
-    from futurekit.backends import _registry
+    from futurekit.backends import _registry  # the registry's table of names
 
     spec = _registry.get_spec(backend.lower())
     if spec is not None:
@@ -78,7 +80,8 @@ def check_backend(
             indices of the backend's type); default the first two devices (or one).
         make_buffer: ``make_buffer(device)`` returns a buffer of the backend on
             ``device``; used instead of stand-ins so that ``device_of`` is exercised
-            through the core. Not needed when ``ops`` is given.
+            through the core. Not needed when ``ops`` is given; by default the
+            ``make_buffer`` of the backend's ``BackendSpec``, if it has one.
         ops: how to make, write and read buffers on streams (see
             :class:`~futurekit.testing.BufferOps`); enables the data checks.
         timeout: seconds each check may take before it counts as a hang.
@@ -88,7 +91,7 @@ def check_backend(
 
     Raises:
         AssertionError: a check failed; the message starts with
-            ``check_backend(<backend>): check '<name>' failed``.
+            ``check_backend(<backend>): check '<name>' failed`` and ends with the fix.
         TypeError: ``backend`` is None.
         ValueError: an unknown backend name, or ``devices`` that are not the
             backend's or do not exist.
@@ -101,23 +104,41 @@ def check_backend(
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     resolved = _resolve(backend)
+    if make_buffer is None and ops is None:
+        spec = backend_spec(resolved)
+        make_buffer = spec.make_buffer if spec is not None else None
     ctx = Ctx(resolved, devices, make_buffer, ops, float(timeout))
-    label = f"{type(resolved).__name__} {getattr(resolved, 'device_type', '?')!r}"
+    who = describe_backend(resolved)
     ran: list[str] = []
-    for name, check, needs_ops in CHECKS:
-        if needs_ops and ctx.ops is None:
+    for check in CHECKS:
+        if check.needs_ops and ctx.ops is None:
             continue
         try:
-            bounded(partial(check, ctx), ctx.timeout, f"check {name!r}")
-        except AssertionError as exc:
-            raise AssertionError(f"check_backend({label}): check {name!r} failed: {exc}") from exc
+            bounded(partial(check.run, ctx), ctx.timeout, f"check {check.name!r}")
         except Exception as exc:
             if isinstance(exc, ValueError) and str(exc).startswith("check_backend"):
                 raise  # bad devices argument: the caller's mistake, not the backend's
+            why = explain(check, exc, resolved)
             raise AssertionError(
-                f"check_backend({label}): check {name!r} failed: {type(exc).__name__}: {exc}"
+                f"check_backend({who}): check {check.name!r} failed: {why}"
             ) from exc
-        ran.append(name)
-        if name == "availability" and ctx.ops is None:
+        ran.append(check.name)
+        if check.name == "availability" and ctx.ops is None:
             ctx.ops = default_ops(resolved, ctx.devices[0])
     return ran
+
+
+def explain(check: Check, exc: BaseException, backend: Any) -> str:
+    """What went wrong in ``check`` and its fix: the backend method's contract.
+
+    An exception raised inside one of the backend's methods names that method; a
+    failed assertion quotes the contracts of the methods it names, or else of the
+    methods the check tests.
+    """
+    method = blame(exc, backend)
+    if method is not None:
+        return f"{method}() raised {type(exc).__name__}: {exc}; {contract(method)}"
+    text = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
+    named = [m for m in check.methods if f"{m}(" in text]
+    fixes = [contract(m) for m in named or check.methods]
+    return "; ".join([text, *fixes])
