@@ -278,14 +278,16 @@ def test_keyboard_interrupt_in_a_callback_propagates_after_the_rest_ran() -> Non
 @pytest.fixture
 def broken_streams(monkeypatch: pytest.MonkeyPatch) -> Future[Any]:
     from futurekit.backends.sim import get_backend
+    from futurekit.core import _resolver
 
     backend = get_backend()
 
     def refuse(device: Any) -> Any:
         raise RuntimeError("sim: no pool stream today")
 
-    fut: Future[Any] = Future(devices=["sim:0"])
     monkeypatch.setattr(backend, "stream_from_pool", refuse)
+    _resolver.bump()  # device plans bind a backend's methods once: make new ones
+    fut: Future[Any] = Future(devices=["sim:0"])
     return fut
 
 
