@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 import futurekit
+from futurekit import Future
 from futurekit import _cli as cli
 from futurekit._cli.bench import Row, harness, suite
 from futurekit._cli.main import EXIT_BROKEN_PIPE
 from futurekit.backends import BackendBase, BackendSpec, Device, _registry, hookimpl, register
+from futurekit.backends._contract import contract
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -313,8 +315,16 @@ def test_doctor_fails_on_a_broken_backend(capsys: pytest.CaptureFixture[str]) ->
     register(plugin("fake-broken", FakeBackend("broken")), name="fake-broken-plugin")
     code, out, _ = run(["doctor"], capsys)
     assert code == 1
-    assert "[FAIL] fake-broken (fake): 0/2 devices passed" in out
-    assert "fake:0: FAILED: RuntimeError: record_event exploded" in out
+    assert (
+        "[FAIL] fake-broken (fake): backend 'fake-broken' (plugin 'fake-broken-plugin'): "
+        "conformance failed, 2/2 devices passed"
+    ) in out
+    assert (
+        "conformance: FAILED: check 'events' failed: record_event() raised RuntimeError: "
+        "record_event exploded; record_event(stream) must enqueue a new event"
+    ) in out
+    # a plain value records no event: the round trips pass, the kit does not
+    assert "fake:0: ok: " in out and "give the BackendSpec a make_buffer" in out
     assert "[PASS] sim (sim)" in out
 
 
@@ -330,6 +340,38 @@ def test_doctor_passes_a_working_custom_backend(capsys: pytest.CaptureFixture[st
     assert all(d["ok"] and d["buffer"] is None for d in report["devices"])
 
 
+class SetUpPerThread(FakeBackend):
+    """Works only in threads where it was set up (cuda-python's first bug, in small)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+        self.local.ready = True  # set up in the thread that loads the backend
+
+    def current_stream(self, device: Device) -> str:
+        if not getattr(self.local, "ready", False):
+            raise RuntimeError(f"Device {device.index} is not yet initialized")
+        return super().current_stream(device)
+
+
+def test_doctor_fails_a_backend_set_up_only_in_the_thread_that_loaded_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    backend = SetUpPerThread()
+    register(plugin("fake-local", backend), name="fake-local-plugin")
+    Future(devices=["fake:0"], backend="fake-local").set_result(1)  # fine in this thread
+    code, out, _ = run(["doctor"], capsys)
+    assert code == 1
+    who = "backend 'fake-local' (plugin 'fake-local-plugin')"
+    assert f"[FAIL] fake-local (fake): {who}: conformance failed, 0/2 devices passed" in out
+    fix = contract("current_stream")
+    assert (
+        "fake:0: FAILED: in a new threading.Thread, Future.wait() on the then() child raised "
+        "RuntimeError: Device 0 is not yet initialized (from the backend's current_stream()); "
+        f"{fix}"
+    ) in out
+
+
 def test_doctor_times_out_on_a_hung_backend(capsys: pytest.CaptureFixture[str]) -> None:
     backend = FakeBackend("hang")
     register(plugin("fake-hang", backend), name="fake-hang-plugin")
@@ -342,7 +384,10 @@ def test_doctor_times_out_on_a_hung_backend(capsys: pytest.CaptureFixture[str]) 
     assert data["ok"] is False
     report = next(b for b in data["backends"] if b["name"] == "fake-hang")
     assert report["verdict"] == "fail"
-    assert "timed out after 0.2 s" in report["devices"][0]["detail"]
+    assert report["conformance"] == (
+        "check 'events' failed: synchronize_event() did not finish within 0.2 s (a hang?); "
+        + contract("synchronize_event")
+    )
 
 
 # -- bench -------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ EXIT_BROKEN_PIPE = 141
 
 
 def failure_line(failure: dict[str, Any]) -> str:
-    """A plugin that failed, as ``name (distribution d)[, backend b]: error``."""
+    """A plugin that failed, as ``name (distribution d)[, backend b]: error[; fix]``."""
     name = failure.get("plugin") or failure.get("name") or "?"
     dist = failure.get("distribution")
     where = f" (distribution {dist})" if dist and dist != name else ""
     backend = f", backend {failure['backend']}" if failure.get("backend") else ""
-    return f"{name}{where}{backend}: {failure.get('error', '')}"
+    fix = f"; {failure['fix']}" if failure.get("fix") else ""
+    return f"{name}{where}{backend}: {failure.get('error', '')}{fix}"

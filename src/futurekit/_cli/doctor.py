@@ -1,31 +1,37 @@
-"""``futurekit doctor``: a real round trip through every available backend.
+"""``futurekit doctor``: every backend checked as the conformance kit and programs use it.
 
-For each device of each available backend the doctor drives the backend protocol
-directly (current stream, record an event, synchronize and query it, a pool stream
-waiting on it, ``use_streams``) and then a :class:`futurekit.Future` on that device:
-``then`` registered before completion, ``set_result`` with a device buffer when one
-can be made, ``wait``, ``synchronize``, ``is_ready`` and the callback's child. Every
-device check runs in a worker thread with a time limit, so a hung driver gives a
-failed verdict instead of a hung command.
+For each available backend the doctor runs
+
+1. the conformance kit, :func:`futurekit.testing.check_backend`, with the same
+   checks and defaults (and real buffers where it can make them): a backend that
+   passes the doctor passes the kit;
+2. on each device (at most :data:`MAX_DEVICES`), a round trip through a
+   ``Future`` as a program makes one (see :mod:`._round_trip`), from a new thread
+   and from a ``concurrent.futures`` worker, so that a backend that works only in
+   threads where it was set up fails here rather than in the program.
+
+Every step is bounded in time, so a hung driver gives a failed verdict instead of
+a hung command. A failure names the backend's plugin and distribution, the check or
+the function called, the backend method at fault and what it must do.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib
+import contextlib
 import json
 import logging
 import sys
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from futurekit.core._devices import Device
-from futurekit.core._future import Future
 
-__all__ = ["BackendReport", "DeviceReport", "check_device", "command", "run_doctor"]
+from ._output import EXIT_FAILED, EXIT_OK, failure_line
+from ._round_trip import THREAD_PREFIX, buffer_maker, round_trips
+
+__all__ = ["BackendReport", "DeviceReport", "command", "run_doctor"]
 
 logger = logging.getLogger("futurekit")
 
@@ -33,13 +39,9 @@ logger = logging.getLogger("futurekit")
 MAX_DEVICES = 8
 
 
-class DoctorError(AssertionError):
-    """A round-trip step gave a wrong answer."""
-
-
 @dataclass
 class DeviceReport:
-    """The outcome of the round trip on one device."""
+    """The outcome of the round trips on one device."""
 
     device: str
     ok: bool
@@ -49,131 +51,27 @@ class DeviceReport:
 
 @dataclass
 class BackendReport:
-    """The verdict for one backend: ``pass``, ``fail`` or ``unavailable``."""
+    """The verdict for one backend: ``pass``, ``fail`` or ``unavailable``.
+
+    Attributes:
+        name: the backend's name.
+        device_type: the device type it serves.
+        verdict: ``pass``, ``fail`` or ``unavailable``.
+        detail: the summary line (why unavailable, what failed).
+        devices: the round trip on each device checked.
+        checks: the conformance checks that passed, in order.
+        conformance: ``None`` when the kit passed (or did not run), else its failure.
+        backend: the backend named with its plugin and distribution.
+    """
 
     name: str
     device_type: str
     verdict: str
     detail: str
     devices: list[DeviceReport] = field(default_factory=list)
-
-
-def _torch_tensor(device: Device) -> Any:
-    torch = importlib.import_module("torch")
-    tensor = torch.zeros(4, device=str(device))
-    tensor.add_(1)  # queued on the current stream: set_result must record after it
-    return tensor
-
-
-def _sim_buffer(device: Device) -> Any:
-    sim = importlib.import_module("futurekit.testing.sim")
-    return sim.Buffer(device, 1)
-
-
-def _cuda_core_buffer(device: Device) -> Any:
-    core = importlib.import_module("cuda.core")
-    return core.Device(device.index).allocate(64)
-
-
-#: Ways to make a buffer for a device type, tried in order; the first one the
-#: backend recognises (``device_of``) is used.
-_SAMPLES: dict[str, tuple[Callable[[Device], Any], ...]] = {
-    "sim": (_sim_buffer,),
-    "cuda": (_torch_tensor, _cuda_core_buffer),
-}
-
-
-def _sample_value(backend: Any, device: Device) -> tuple[Any, str | None]:
-    """A value holding one buffer on ``device`` if one can be made, else a plain value."""
-    makers = _SAMPLES.get(device.type)
-    if makers is None and device.type != "cpu":
-        makers = (_torch_tensor,) if "torch" in sys.modules else ()
-    for make in makers or ():
-        try:
-            buf = make(device)
-            if backend.device_of(buf) == device:
-                return {"buffer": buf, "tag": "doctor"}, type(buf).__name__
-        except Exception as exc:
-            logger.debug("doctor: %s could not make a %s buffer: %r", make.__name__, device, exc)
-    return {"tag": "doctor"}, None
-
-
-def _expect(cond: bool, what: str) -> None:
-    if not cond:
-        raise DoctorError(what)
-
-
-def check_device(name: str, backend: Any, device: Device, timeout: float = 10.0) -> DeviceReport:
-    """Run the round trip for one device in this thread.
-
-    Args:
-        name: the backend's registered name.
-        backend: the backend object.
-        device: the device to check.
-        timeout: seconds each ``wait`` may take.
-
-    Returns:
-        A passing report (a failure raises).
-
-    Raises:
-        DoctorError: a step gave a wrong answer (any other exception of the backend
-            propagates too).
-    """
-    # The protocol, step by step.
-    stream = backend.current_stream(device)
-    event = backend.record_event(stream)
-    backend.synchronize_event(event)
-    _expect(backend.query_event(event) is True, "query_event() is not True after synchronize")
-    pool = backend.stream_from_pool(device)
-    backend.wait_event(pool, event)
-    with backend.use_streams([pool]):
-        backend.current_stream(device)
-    # A future on the device.
-    value, buffer = _sample_value(backend, device)
-    fut: Future[Any] = Future(devices=[str(device)], backend=name)
-    seen: dict[str, Any] = {}
-
-    def callback(f: Future[Any]) -> str:
-        seen["value"] = f.value()
-        seen["stream"] = backend.current_stream(device)
-        return "callback ran"
-
-    child = fut.then(callback)
-    _expect(not fut.done() and not child.done(), "a new future is already done")
-    fut.set_result(value)
-    _expect(fut.wait(timeout) is value, "wait() did not return the object given to set_result")
-    fut.synchronize()
-    _expect(fut.is_ready(), "is_ready() is False after synchronize()")
-    _expect(child.wait(timeout) == "callback ran", "the then() child has the wrong value")
-    child.synchronize()
-    _expect(child.is_ready(), "the then() child is not ready after synchronize()")
-    _expect(seen.get("value") is value, "the callback did not see the value")
-    steps = "events, set_result, wait, synchronize, is_ready, then: ok"
-    if buffer:
-        how = f"{steps} (value held a {buffer})"
-    elif device.type == "cpu":
-        how = f"{steps} (host values need no synchronization)"
-    else:
-        how = f"{steps} (plain value: futurekit knows no buffer type for this backend)"
-    return DeviceReport(str(device), True, how, buffer)
-
-
-def _run_limited(fn: Callable[[], DeviceReport], device: str, timeout: float) -> DeviceReport:
-    box: list[DeviceReport] = []
-
-    def target() -> None:
-        try:
-            box.append(fn())
-        except BaseException as exc:
-            logger.debug("doctor: %s failed", device, exc_info=True)
-            box.append(DeviceReport(device, False, f"{type(exc).__name__}: {exc}"))
-
-    worker = threading.Thread(target=target, name=f"futurekit-doctor-{device}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if not box:
-        return DeviceReport(device, False, f"timed out after {timeout:g} s (a hung stream?)")
-    return box[0]
+    checks: list[str] = field(default_factory=list)
+    conformance: str | None = None
+    backend: str = ""
 
 
 def _unavailable_detail(info: Any) -> str:
@@ -194,19 +92,99 @@ def _unavailable_detail(info: Any) -> str:
     return str(reason)  # its extra is installed: the reason says what else is missing
 
 
+#: Threads whose futurekit log records are the doctor's own: the round trips' and the kit's.
+_OWN_THREADS = (THREAD_PREFIX, "futurekit-check-backend")
+
+
+class _OwnRecordsToDebug(logging.Filter):
+    """Logs the errors of the doctor's own futures at DEBUG: its report says what failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.threadName and record.threadName.startswith(_OWN_THREADS):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logger.isEnabledFor(logging.DEBUG)
+        return True
+
+
+@contextlib.contextmanager
+def _own_records_to_debug() -> Iterator[None]:
+    quiet = _OwnRecordsToDebug()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+def _conformance(backend: Any, who: str, make: Any, timeout: float) -> tuple[list[str], str | None]:
+    """Run the conformance kit; the checks that passed and the failure, if any."""
+    from futurekit.testing import check_backend
+
+    try:
+        return check_backend(backend, make_buffer=make, timeout=timeout), None
+    except AssertionError as exc:
+        text = str(exc)
+        prefix = f"check_backend({who}): "
+        return [], text[len(prefix) :] if text.startswith(prefix) else text
+    except Exception as exc:  # the kit refused the backend (no devices ...)
+        return [], f"check_backend() raised {type(exc).__name__}: {exc}"
+
+
+def check_backend_devices(
+    name: str, device_type: str, timeout: float
+) -> tuple[str, list[str], str | None, list[DeviceReport], str]:
+    """The conformance kit and the round trips of one available backend.
+
+    Returns:
+        The verdict, the checks that passed, the kit's failure (or None), the
+        round trip on each device, and the backend named with its plugin.
+    """
+    from futurekit.backends._contract import contract
+    from futurekit.backends._registry import backend_spec, describe_backend, get_backend
+
+    backend = get_backend(device_type, name)
+    who = describe_backend(backend)
+    count = backend.device_count()
+    if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+        fail = (
+            f"device_count() returned {count!r} on an available backend; {contract('device_count')}"
+        )
+        return "fail", [], fail, [], who
+    first = Device(device_type, 0)
+    make = buffer_maker(backend_spec(backend), backend, first)
+    checks, failure = _conformance(backend, who, make, timeout)
+    reports = []
+    for index in range(min(count, MAX_DEVICES)):
+        device = Device(device_type, index)
+        ok, how, buffer = round_trips(name, backend, device, make, timeout)
+        if ok:
+            if buffer is not None:
+                how += f"; the value held a {buffer}"
+            elif device_type == "cpu":
+                how += "; host values need no synchronization"
+            else:
+                how += (
+                    "; the value was plain: no buffer could be made, so device_of() and "
+                    "events were not tried on a real buffer (give the BackendSpec a make_buffer)"
+                )
+        reports.append(DeviceReport(str(device), ok, how, buffer))
+    ok = failure is None and all(r.ok for r in reports)
+    return "pass" if ok else "fail", checks, failure, reports, who
+
+
 def run_doctor(
     timeout: float = 30.0, on_progress: Callable[[str], None] | None = None
 ) -> list[BackendReport]:
     """Check every registered backend; one report per backend.
 
     Args:
-        timeout: seconds allowed for each device's round trip.
+        timeout: seconds allowed for each conformance check and each round trip.
         on_progress: called with a short line before each backend is checked.
 
     Returns:
         One report per registered backend, in the registry's order.
     """
-    from futurekit.backends import available_backends, get_backend
+    from futurekit.backends import available_backends
 
     reports = []
     for info in available_backends():
@@ -218,33 +196,24 @@ def run_doctor(
         if on_progress is not None:
             on_progress(f"checking {info.name} ({info.device_type}) ...")
         try:
-            backend = get_backend(info.device_type, info.name)
-            count = int(backend.device_count())
-        except Exception as exc:
-            reports.append(
-                BackendReport(info.name, info.device_type, "fail", f"{type(exc).__name__}: {exc}")
-            )
-            continue
-        if count <= 0:
-            reports.append(
-                BackendReport(info.name, info.device_type, "fail", "available but has no devices")
-            )
-            continue
-        checks = []
-        for index in range(min(count, MAX_DEVICES)):
-            device = Device(info.device_type, index)
-            checks.append(
-                _run_limited(
-                    functools.partial(check_device, info.name, backend, device, timeout),
-                    str(device),
-                    timeout,
+            with _own_records_to_debug():
+                verdict, checks, failure, devices, who = check_backend_devices(
+                    info.name, info.device_type, timeout
                 )
-            )
-        ok = all(c.ok for c in checks)
-        more = f" (first {MAX_DEVICES} of {count})" if count > MAX_DEVICES else ""
-        detail = f"{sum(c.ok for c in checks)}/{len(checks)} devices passed{more}"
+        except Exception as exc:
+            logger.debug("doctor: %s failed", info.name, exc_info=True)
+            detail = f"{type(exc).__name__}: {exc}"
+            reports.append(BackendReport(info.name, info.device_type, "fail", detail))
+            continue
+        passed = sum(d.ok for d in devices)
+        count = info.device_count or 0
+        more = f" (the first {MAX_DEVICES} of {count})" if count > MAX_DEVICES else ""
+        kit = "conformance failed" if failure else f"{len(checks)} conformance checks passed"
+        detail = f"{who}: {kit}, {passed}/{len(devices)} devices passed{more}"
         reports.append(
-            BackendReport(info.name, info.device_type, "pass" if ok else "fail", detail, checks)
+            BackendReport(
+                info.name, info.device_type, verdict, detail, devices, checks, failure, who
+            )
         )
     return reports
 
@@ -259,8 +228,6 @@ def command(args: argparse.Namespace, out: TextIO) -> int:
     that cannot be used is a broken installation, not an absent device.
     """
     from futurekit.backends import plugin_failures
-
-    from ._output import EXIT_FAILED, EXIT_OK, failure_line
 
     def progress(line: str) -> None:
         if not args.json:
@@ -285,6 +252,10 @@ def command(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"core: {core}\n")
     for r in sorted(reports, key=lambda r: r.verdict == "unavailable"):
         out.write(f"[{_MARKS[r.verdict]}] {r.name} ({r.device_type}): {r.detail}\n")
+        if r.conformance is not None:
+            out.write(f"         conformance: FAILED: {r.conformance}\n")
+        elif r.checks:
+            out.write(f"         conformance: ok: {', '.join(r.checks)}\n")
         for d in r.devices:
             out.write(f"         {d.device}: {'ok' if d.ok else 'FAILED'}: {d.detail}\n")
     for f in failures:

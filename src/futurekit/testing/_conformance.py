@@ -84,7 +84,9 @@ def check_backend(
             ``make_buffer`` of the backend's ``BackendSpec``, if it has one.
         ops: how to make, write and read buffers on streams (see
             :class:`~futurekit.testing.BufferOps`); enables the data checks.
-        timeout: seconds each check may take before it counts as a hang.
+        timeout: seconds a blocking step of a check (a synchronize, a wait) may
+            take before it counts as a hang; a whole check may take half as long
+            again, so that a hang is blamed on the step that hung.
 
     Returns:
         The names of the checks that ran, in order.
@@ -114,7 +116,7 @@ def check_backend(
         if check.needs_ops and ctx.ops is None:
             continue
         try:
-            bounded(partial(check.run, ctx), ctx.timeout, f"check {check.name!r}")
+            bounded(partial(check.run, ctx), ctx.timeout * 1.5, f"check {check.name!r}")
         except Exception as exc:
             if isinstance(exc, ValueError) and str(exc).startswith("check_backend"):
                 raise  # bad devices argument: the caller's mistake, not the backend's
