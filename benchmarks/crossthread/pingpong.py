@@ -19,9 +19,12 @@ Usage::
     python benchmarks/crossthread/pingpong.py --only lock,torch --rounds 5
     python benchmarks/crossthread/pingpong.py --list
     python benchmarks/crossthread/pingpong.py --no-torch       # runs without torch
+    python benchmarks/crossthread/pingpong.py --pin same       # or --pin split
 
-The optional C prototype (``_xwait``) is used when ``build.sh`` has built it into
-``benchmarks/crossthread/build/``; its variants are skipped otherwise.
+It needs nothing built: the investigation's C prototypes (a futex and a condition-variable
+waiter, ``floor.c``) and its drop-in ``waiter.py`` are in the git history (see REPORT.md,
+"Files"); the design they led to is the compiled accelerator's waiter, measured here as
+the ``futurekit`` variant when the accelerator is built (the header says which core runs).
 """
 
 from __future__ import annotations
@@ -42,13 +45,6 @@ from collections.abc import Callable
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "build"))
-sys.path.insert(0, HERE)
-
-try:
-    import _xwait  # type: ignore[import-not-found]
-except ImportError:  # not built: C variants are skipped
-    _xwait = None
 
 Thunk = Callable[[], Any]
 # A variant's factory: n -> (set_1, wait_1, set_2, wait_2, cleanup); list i is round trip i.
@@ -98,59 +94,6 @@ def v_futurekit(n: int) -> Lists:
     )
 
 
-def _lock_adapter(cls: Any) -> Any:
-    """A waiter class dressed as the pre-acquired Lock futurekit's _block() expects."""
-
-    class Adapter(cls):
-        __slots__ = ("_primed",)
-
-        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-            try:
-                self._primed  # noqa: B018 - second call: the real wait
-            except AttributeError:
-                self._primed = True  # first call: futurekit's pre-acquire
-                return True
-            return self.wait(None if timeout is None or timeout < 0 else timeout)
-
-        def release(self) -> None:
-            self.wake()
-
-    return Adapter
-
-
-def _futurekit_waiter_module() -> Any:
-    """The futurekit module whose ``_new_waiter`` factory ``wait()`` uses (moves around)."""
-    import importlib
-
-    for name in ("futurekit.core._waiting", "futurekit.core._future"):
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(mod, "_new_waiter"):
-            return mod
-    return None
-
-
-def _futurekit_with(cls_name: str) -> Callable[[int], Lists]:
-    """futurekit unchanged except its per-wait waiter: Lock -> waiter.<cls_name>."""
-
-    def build(n: int) -> Lists:
-        import waiter
-
-        fk = _futurekit_waiter_module()
-        old = fk._new_waiter
-        fk._new_waiter = _lock_adapter(getattr(waiter, cls_name))
-        s1, w1, s2, w2, _ = v_futurekit(n)
-
-        def restore() -> None:
-            fk._new_waiter = old
-
-        return s1, w1, s2, w2, restore
-
-    return build
-
-
 def _locked() -> threading.Lock:
     lock = threading.Lock()
     lock.acquire()
@@ -162,7 +105,7 @@ def v_lock(n: int) -> Lists:
 
 
 class _LockWaiterFuture:
-    """futurekit's shape today, minus everything else: allocate a waiter lock per wait."""
+    """The pure-Python core's shape, minus everything else: a waiter lock per wait."""
 
     __slots__ = ("done", "waiters")
     _glock = threading.Lock()
@@ -304,19 +247,6 @@ def _spin_variant(spin_s: float, yield_: Callable[..., Any] | None) -> Callable[
     return lambda n: _pairs(n, cls, "set", "wait")
 
 
-def _xw_variant(make: Callable[[], Any]) -> Callable[[int], Lists]:
-    return lambda n: _pairs(n, make, "wake", "wait")
-
-
-def _waiter_variant(cls_name: str) -> Callable[[int], Lists]:
-    def build(n: int) -> Lists:
-        import waiter
-
-        return _pairs(n, getattr(waiter, cls_name), "wake", "wait")
-
-    return build
-
-
 def _with_switchinterval(interval: float, inner: Callable[[int], Lists]) -> Callable[[int], Lists]:
     def build(n: int) -> Lists:
         old = sys.getswitchinterval()
@@ -333,8 +263,6 @@ def _with_switchinterval(interval: float, inner: Callable[[int], Lists]) -> Call
 
 
 def _variants(no_torch: bool) -> dict[str, Callable[[int], Lists]]:
-    import waiter  # noqa: F401  (imported before any pinning: it sizes its spin by CPU count)
-
     v: dict[str, Callable[[int], Lists]] = {}
     if not no_torch:
         try:
@@ -343,27 +271,13 @@ def _variants(no_torch: bool) -> dict[str, Callable[[int], Lists]]:
             v["torch"] = v_torch
         except ImportError:
             pass
-    # futurekit from the working tree; if it is mid-edit and does not import, from a copy
-    # of a commit that imports, made by: git archive COMMIT src | tar -x -C build/futurekit_head
-    for src in (
-        os.path.join(HERE, "..", "..", "src"),
-        os.path.join(HERE, "build", "futurekit_head", "src"),
-    ):
-        for mod in [m for m in sys.modules if m == "futurekit" or m.startswith("futurekit.")]:
-            del sys.modules[mod]
-        sys.path.insert(0, src)
-        try:
-            import futurekit  # noqa: F401
+    try:  # futurekit from this checkout
+        sys.path.insert(0, os.path.join(HERE, "..", "..", "src"))
+        import futurekit  # noqa: F401
 
-            v["futurekit"] = v_futurekit
-            if _futurekit_waiter_module() is not None:
-                if hasattr(os, "eventfd"):
-                    v["futurekit+EventfdWaiter"] = _futurekit_with("EventfdWaiter")
-                if _xwait is not None:
-                    v["futurekit+Waiter(C)"] = _futurekit_with("Waiter")
-            break
-        except Exception:  # the rest still runs
-            sys.path.remove(src)
+        v["futurekit"] = v_futurekit
+    except ImportError:  # the rest still runs
+        pass
     v["lock"] = v_lock
     v["lock-per-wait"] = v_lock_per_wait
     v["condition"] = v_condition
@@ -379,33 +293,6 @@ def _variants(no_torch: bool) -> dict[str, Callable[[int], Lists]]:
     v["lock@si=50us"] = _with_switchinterval(50e-6, v_lock)
     v["lock@si=1us"] = _with_switchinterval(1e-6, v_lock)
     v["pyspin20-noyield@si=1us"] = _with_switchinterval(1e-6, _spin_variant(20e-6, None))
-    v["waiter.LockWaiter"] = _waiter_variant("LockWaiter")
-    if hasattr(os, "eventfd"):
-        v["waiter.EventfdWaiter"] = _waiter_variant("EventfdWaiter")
-    if _xwait is not None:
-        v["waiter.Waiter(C)"] = _waiter_variant("Waiter")
-    if _xwait is not None:
-        v["c-cond:wake-noGIL(torch)"] = _xw_variant(
-            functools.partial(_xwait.CondWaiter, wake_nogil=True)
-        )
-        v["c-cond:wake-GIL"] = _xw_variant(_xwait.CondWaiter)
-        v["c-futex:wake-GIL"] = _xw_variant(_xwait.FutexWaiter)
-        v["c-futex:wake-noGIL"] = _xw_variant(
-            functools.partial(_xwait.FutexWaiter, wake_nogil=True)
-        )
-        for us in (2, 10, 50):
-            v[f"c-futex:spin{us}us"] = _xw_variant(
-                functools.partial(_xwait.FutexWaiter, spin_ns=us * 1000)
-            )
-        v["c-futex:spin10us:wake-noGIL"] = _xw_variant(
-            functools.partial(_xwait.FutexWaiter, spin_ns=10_000, wake_nogil=True)
-        )
-        for us in (10, 20, 50):
-            v[f"c-futex:spin{us}us+yield:wake-noGIL"] = _xw_variant(
-                functools.partial(
-                    _xwait.FutexWaiter, spin_ns=us * 1000, wake_nogil=True, spin_yield=True
-                )
-            )
     return v
 
 
@@ -524,8 +411,14 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(r[k] for r in results[name])
 
     ref = med("torch", 0) if "torch" in results else None
+    core = "-"
+    if "futurekit" in results:
+        from futurekit.core import _accelerator
+
+        core = _accelerator.status
     print(
         f"# python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"futurekit core: {core}; "
         f"switchinterval {sys.getswitchinterval()}s; pin={args.pin}; "
         f"n={args.n} x {args.rounds} rounds (interleaved), {elapsed:.1f}s; "
         f"loadavg before {load_before}, after {load_after}"
