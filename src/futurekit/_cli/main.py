@@ -4,9 +4,9 @@ Commands:
 
 * ``futurekit backends [--json]``: every registered backend with its availability,
   plugins that failed to load, and disabled ones.
-* ``futurekit doctor [--json] [--timeout S]``: a real round trip on every device
-  of every available backend; exit status 0 when all pass and no plugin failed to
-  load, 1 otherwise.
+* ``futurekit doctor [--json] [--timeout S]``: the conformance kit and a round trip
+  through a future on every device of every available backend, from new threads;
+  exit status 0 when all pass and no plugin failed to load, 1 otherwise.
 * ``futurekit bench [--quick] [--json PATH] [--plot PATH]``: the benchmark table
   (futurekit vs ``torch.futures`` vs ``concurrent.futures``).
 
@@ -74,12 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "doctor",
-        help="run a real round trip on every available backend",
-        description="For each available backend and each of its devices: record and "
-        "synchronize an event, then create a future on the device, set_result, wait, "
-        "synchronize, is_ready and a then() callback on pool streams. Exit status 0 when "
-        "every available backend passes and every plugin loaded, 1 otherwise; unavailable "
-        "backends are listed with the extra to install, not failed.",
+        help="check every available backend as the conformance kit and programs use it",
+        description="For each available backend: the conformance kit "
+        "(futurekit.testing.check_backend), then on each device a future used as a program "
+        "uses one (Future(devices=...), add_done_callback, then, set_result, wait, "
+        "synchronize, is_ready) from a new thread and from a concurrent.futures worker. "
+        "Exit status 0 when every available backend passes and every plugin loaded, 1 "
+        "otherwise; unavailable backends are listed with the extra to install, not failed.",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument(
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=30.0,
         metavar="S",
-        help="seconds allowed for each device's round trip (default: 30)",
+        help="seconds allowed for each blocking step (default: 30)",
     )
 
     p = sub.add_parser(
