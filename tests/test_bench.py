@@ -48,7 +48,7 @@ def _number_or_none(value: Any) -> bool:
 
 def test_rows_are_well_formed(tiny_run: tuple[list[Row], list[str]]) -> None:
     rows, messages = tiny_run
-    assert len(rows) == 12
+    assert len(rows) == 15
     assert all(isinstance(r, Row) for r in rows)
     assert len({r.case for r in rows}) == len(rows)
     errors = [r for r in rows if r.note.startswith("error:")]
@@ -76,7 +76,8 @@ def test_every_case_is_present(tiny_run: tuple[list[Row], list[str]]) -> None:
     for needle in ("create + set_result + wait", "add_done_callback", "then chain",
                    "then on a completed future", "collect_all", "wait_all", "cross-thread",
                    "import futurekit", "memory per pending future", "-link chain",
-                   "device path (sim)", "value walk vs pickling"):  # fmt: skip
+                   "device path (sim)", "value walk vs pickling", "1 buffer: create",
+                   "each further buffer", "then() + set_result + wait"):  # fmt: skip
         assert needle in text
     by_case = {r.case: r for r in rows}
     assert by_case["import futurekit"].unit == "ms"

@@ -40,6 +40,9 @@ REQUIRED = (
     "device_of",
 )
 _MISSING = object()
+#: The core's future class, never walked for buffers (``_future`` sets it: this module
+#: sits below the completion path and does not import it).
+FUTURE_TYPES: tuple[type, ...] = ()
 _PLANS: dict[Any, Any] = {}  # what the user passed -> plan (or None: a CPU future)
 _SHARED: dict[Any, Any] = {}  # (id(backend), devices) -> plan
 _MAX_PLANS = 1024
@@ -186,7 +189,6 @@ class DevicePlan:
     )
 
     def __init__(self, backend: Any, devices: Sequence[Device], generation: int = -1) -> None:
-        from ._completion import FutureBase
         from ._device_state import DeviceState
 
         devices = tuple(devices)
@@ -212,7 +214,7 @@ class DevicePlan:
         self.stream_from_pool = pool if pool is not None else backend.current_stream
         self.current_device = getattr(backend, "current_device", None)
         self.order_buffer = getattr(backend, "order_buffer", None)
-        self.skip: tuple[type, ...] = (FutureBase, *getattr(backend, "opaque_types", ()))
+        self.skip: tuple[type, ...] = (*FUTURE_TYPES, *getattr(backend, "opaque_types", ()))
         self.record_values = _record_values(backend)
         self.enter_streams, self.exit_streams = _stream_switch(backend)
         self.enter_device, self.exit_device = _device_switch(backend)

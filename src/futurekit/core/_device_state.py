@@ -7,7 +7,7 @@ backend methods) is its :class:`~._device_plan.DevicePlan`; a pending future hol
 the plan's shared, event-less state, and completion stores a new one with the
 events:
 
-* :meth:`DevicePlan.prepare <DeviceState.prepare>` (at ``set_result``): one walk of
+* :meth:`DeviceState.prepare` (at ``set_result``): one walk of
   the value, the devices it uses checked against the future's, one current-stream
   query and one event per used device;
 * :meth:`DeviceState.sync_current` (at ``wait()``): per device, one current-stream
@@ -34,13 +34,14 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._devices import Device
 from ._extract import find_buffers
 
-if TYPE_CHECKING:
-    from ._device_plan import DevicePlan
+#: The plan's type (``_device_plan.DevicePlan``), which imports this module: named
+#: here as ``Any`` so that imports point one way (``_device_plan`` -> ``_device_state``).
+DevicePlan = Any
 
 __all__ = ["DeviceState"]
 
@@ -107,11 +108,13 @@ class DeviceState:
     @property
     def devices(self) -> tuple[Device, ...]:
         """The future's devices, sorted (the plan's)."""
-        return self.plan.devices
+        devices: tuple[Device, ...] = self.plan.devices
+        return devices
 
     def child(self) -> DeviceState:
         """State for a ``then`` child: the plan's shared pending state."""
-        return self.plan.pending
+        pending: DeviceState = self.plan.pending
+        return pending
 
     def retarget(self, target: DeviceState) -> DeviceState:
         """These events and buffers, for a future with ``target``'s plan (unwrap)."""
@@ -208,7 +211,7 @@ class DeviceState:
             stream = plan.current_stream(device)
             plan.wait_event(stream, event)
             if self.buffers:
-                plan.record_values(_alive(self.buffers[0]), stream)  # type: ignore[misc]
+                plan.record_values(_alive(self.buffers[0]), stream)
             return
         streams = {}
         for device, event in events:
@@ -353,7 +356,7 @@ class _CallbackStreams:
                     for _, event in state.events:
                         plan.wait_event(stream, event)
                     if state.buffers:
-                        plan.record_values(_alive(state.buffers[0]), stream)  # type: ignore[misc]
+                        plan.record_values(_alive(state.buffers[0]), stream)
                 except BaseException:
                     plan.exit_streams(self.stream_token)
                     raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from types import GenericAlias
 
-from . import _bridges
+from . import _bridges, _device_plan
 from ._accelerator import speedups
 from ._completion import (
     CANCELLED,
@@ -60,6 +60,8 @@ else:
 
 
 __all__ = ["Future", "InternalCallback"]
+
+_device_plan.FUTURE_TYPES = (FutureBase,)  # a device value walk never enters a future
 
 _new = FutureBase.__new__
 _getlimit = sys.getrecursionlimit
