@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from futurekit.core._devices import Device
+from futurekit.testing._kit import THREAD_NAME as KIT_THREAD
 
 from ._output import EXIT_FAILED, EXIT_OK, failure_line
 from ._round_trip import THREAD_PREFIX, buffer_maker, round_trips
@@ -93,7 +94,7 @@ def _unavailable_detail(info: Any) -> str:
 
 
 #: Threads whose futurekit log records are the doctor's own: the round trips' and the kit's.
-_OWN_THREADS = (THREAD_PREFIX, "futurekit-check-backend")
+_OWN_THREADS = (THREAD_PREFIX, KIT_THREAD)
 
 
 class _OwnRecordsToDebug(logging.Filter):

@@ -16,6 +16,7 @@ from ._spy import Marker
 
 __all__ = [
     "ATTEMPTS",
+    "THREAD_NAME",
     "Ctx",
     "Probe",
     "bounded",
@@ -24,6 +25,10 @@ __all__ = [
     "parse_devices",
     "retry_async",
 ]
+
+
+#: The name of the threads the checks run in (``futurekit doctor`` recognises them).
+THREAD_NAME = "futurekit-check-backend"
 
 
 class Probe(Exception):
@@ -90,7 +95,7 @@ def bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
         except BaseException as exc:
             box["error"] = exc
 
-    worker = threading.Thread(target=run, name="futurekit-check-backend", daemon=True)
+    worker = threading.Thread(target=run, name=THREAD_NAME, daemon=True)
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
