@@ -167,19 +167,6 @@ class InternalCallback:
         raise NotImplementedError
 
 
-class _Here(InternalCallback):
-    """A user callback whose device streams are already current: run it as is."""
-
-    __slots__ = ("cb",)
-    rerun = False  # a user callback: an interrupted one counts as run
-
-    def __init__(self, cb: Any) -> None:
-        self.cb = cb
-
-    def __call__(self, fut: Any) -> None:
-        self.cb(fut)
-
-
 # -- publishing ------------------------------------------------------------------------
 def complete(
     fut: FutureBase, state: int, value: Any, prepared: Any = None, run: bool = True
@@ -508,21 +495,71 @@ def under_streams(
 
 
 def _run_on_streams(fut: FutureBase, cb: Any) -> None:
-    """Run a user callback of a device future under fresh, synchronized pool streams."""
+    """Run a user callback of a device future under fresh, synchronized pool streams.
+
+    Called by :func:`drain` only, which has claimed the callback: it runs here, in
+    this frame (no nested drain); its error is reported as any callback's, and an
+    interrupt propagates to the drain, which runs the remaining callbacks first.
+    """
     dev = fut._dev
     assert dev is not None
-    err = under_streams(dev.callback_streams, run_now, fut, _Here(cb), True)
-    if err is not None:  # the backend cannot give this callback its streams
+    try:
+        streams = dev.callback_streams()
+        streams.__enter__()
+    except Exception as err:  # the backend cannot give this callback its streams
         report_stream_error(cb, err)
+        return
+    try:
+        cb(fut)
+    except Exception as exc:  # torch swallows and logs these errors
+        report_callback_error(exc)
+    finally:
+        streams.__exit__(None, None, None)
+
+
+def _run_device_link(fut: FutureBase, fn: Any, child: Any, adopt: Any) -> None:
+    """Run a device future's ``then`` link here, under its callback streams.
+
+    Called by :func:`drain` only, which has claimed the link and still holds
+    ``child`` (an interrupt that escapes settles it there; ``complete`` is
+    idempotent). The child completes inside the streams, so its events are recorded
+    on the pool streams; its own registrations go on this thread's pending stack
+    (``run=False``) and the drain that called this runs them next, each under the
+    child's streams, as a CPU link's would.
+    """
+    dev = fut._dev
+    try:
+        streams = dev.callback_streams()  # type: ignore[union-attr]
+        streams.__enter__()
+    except Exception as err:  # the backend cannot set up streams: the child fails with it
+        report_stream_error(fn, err)
+        complete(child, FAILED, err)
+        return
+    try:
+        try:
+            outcome = fn(fut)
+        except BaseException as exc:
+            complete(child, FAILED, link_error(fut, exc), None, False)
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C, SystemExit: the drain raises it after the other callbacks
+            return
+        if adopt is not None:
+            adopt(child, outcome)
+        elif child._dev is None:
+            complete(child, DONE, outcome, None, False)
+        else:
+            resolve(child, outcome, False)
+    finally:
+        streams.__exit__(None, None, None)
 
 
 def _run_link_elsewhere(fut: FutureBase, link: tuple[Any, Any, Any, Any]) -> None:
     """Run a ``then`` link on its executor, or under device streams, or fail its child."""
     fn, child, executor, adopt = link
-    here = (fn, child, _HERE, adopt)
     if executor is None:
-        _run_link_on_streams(fut, here)
+        _run_device_link(fut, fn, child, adopt)
         return
+    here = (fn, child, _HERE, adopt)
     try:
         job = executor.submit(_run_link_on_streams, fut, here)
     except Exception as exc:  # executor shut down, etc.
