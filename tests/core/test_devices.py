@@ -321,3 +321,27 @@ def test_errors_are_raised_before_any_backend_is_touched(
         Future(devices=["nosuch:0", "cpu:0"])
     with pytest.raises(ValueError, match="indices"):
         Future(devices=["nosuch"])
+
+
+# -- the string rules, without ``re`` at import: the same as the regular expressions ------
+_TYPE_RE = r"[a-z][a-z0-9_.-]*\Z"
+_INDEX_RE = r"(?:0|[1-9][0-9]*)\Z"
+
+
+def test_type_and_index_rules_match_their_regular_expressions() -> None:
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from futurekit.core._devices import _is_index, _is_type
+
+    alphabet = st.sampled_from(list("az09_.-AZ:é٣ \n+x1"))
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.text(alphabet, max_size=6))
+    def check(text: str) -> None:
+        assert _is_type(text) == bool(re.match(_TYPE_RE, text, re.ASCII))
+        assert _is_index(text) == bool(re.match(_INDEX_RE, text, re.ASCII))
+
+    check()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from ._errors import InvalidDeviceError
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
@@ -110,9 +108,20 @@ class Device:
 
 #: A device type: lower-case ASCII letter, then letters, digits, ``_``, ``.`` or ``-``
 #: (the same rule as ``BackendSpec.device_type``).
-_TYPE = re.compile(r"[a-z][a-z0-9_.-]*\Z", re.ASCII)
-#: A device index in a string: ASCII digits, no sign, no leading zero (as torch).
-_INDEX = re.compile(r"(?:0|[1-9][0-9]*)\Z", re.ASCII)
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_TYPE_CHARS = _LETTERS + "0123456789_.-"
+
+
+def _is_type(text: str) -> bool:
+    """``[a-z][a-z0-9_.-]*``, ASCII (string methods: ``re`` costs ~4 ms at import)."""
+    return bool(text) and text[0] in _LETTERS and not text.strip(_TYPE_CHARS)
+
+
+def _is_index(text: str) -> bool:
+    """ASCII digits, no sign, no leading zero."""
+    return text.isascii() and text.isdigit() and (text == "0" or text[0] != "0")
+
+
 #: Device types already validated (bounded), so that building a Device stays cheap.
 _VALID_TYPES: set[str] = set()
 _MAX_CACHED_TYPES = 256
@@ -131,7 +140,7 @@ def _check_type(kind: object) -> None:
     """
     if not isinstance(kind, str):
         raise TypeError(f"Device type must be a str such as 'cuda', got {kind!r}")
-    if _TYPE.match(kind) is None:
+    if not _is_type(kind):
         if ":" in kind:
             head, _, tail = kind.partition(":")
             example = f"Device({head!r}, {tail})" if tail.isascii() and tail.isdigit() else ""
@@ -149,12 +158,12 @@ def _check_type(kind: object) -> None:
 
 def _parse_str(text: str) -> tuple[str, int | None]:
     kind, sep, idx = text.partition(":")
-    if _TYPE.match(kind) is None:
+    if not _is_type(kind):
         if kind != kind.strip() or idx != idx.strip():
             why = "it has spaces around it"
         elif not kind:
             why = "the device type is empty"
-        elif kind.lower() != kind and _TYPE.match(kind.lower()):
+        elif kind.lower() != kind and _is_type(kind.lower()):
             why = f"device types are lower case (did you mean {text.lower()!r}?)"
         else:
             why = "the type must be ASCII letters, digits, '_', '.' or '-', starting with a letter"
@@ -163,7 +172,7 @@ def _parse_str(text: str) -> tuple[str, int | None]:
         )
     if not sep:
         return kind, None
-    if _INDEX.match(idx) is None:
+    if not _is_index(idx):
         if idx.startswith("-") and idx[1:].isascii() and idx[1:].isdigit():
             raise InvalidDeviceError(f"Device index must not be negative, got {text!r}")
         if idx.isascii() and idx.isdigit():
