@@ -400,4 +400,5 @@ def futurekit_device_backends() -> Iterator[BackendSpec]:
         priority=0,
         description="simulated asynchronous device for tests (pure Python threads)",
         testing=True,
+        make_buffer=lambda device: Buffer(device, 0),  # doctor and check_backend use it
     )
