@@ -30,7 +30,11 @@ def _load() -> tuple[Any, str]:
     try:
         from . import _speedups  # type: ignore[attr-defined]
     except ImportError as exc:  # not built (no compiler, free-threaded CPython, ...)
+        if "main interpreter only" in str(exc):
+            return None, "pure Python (a sub-interpreter: the accelerator serves the main one)"
         return None, f"pure Python (the accelerator is not built: {exc})"
+    if not _speedups.usable():  # its C globals are the main interpreter's
+        return None, "pure Python (a sub-interpreter: the accelerator serves the main one)"
     return _speedups, "compiled accelerator"
 
 

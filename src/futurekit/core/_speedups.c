@@ -6,7 +6,8 @@
  * accelerator".
  *
  * The parts (each in _speedups_src/, included below in dependency order):
- *   lock.h, thread_state.h, waiter.h, future.h, calls.h, complete.h, methods.h.
+ *   lock.h, thread_state.h, waiter.h, future.h, calls.h, callbacks.h, dispatch.h,
+ *   complete.h, wait.h, methods.h.
  *
  * It provides
  *   - Lock: the core's one lock (with/acquire/release/locked), used by the Python
@@ -17,7 +18,13 @@
  *     on a futex word (Linux), woken with the GIL released;
  *   - fast paths of Future.__init__, set_result, wait, value, done,
  *     add_done_callback and then, of collect_all's registration loop, and of the
- *     core's complete() for CPU futures.
+ *     core's complete() for CPU futures;
+ *   - spill() and drain(): a wait inside a callback finds the registrations of the
+ *     running compiled completions on the pending stack; the Python drain is called
+ *     again until nothing is left (docs/design.md, "One semantics, two cores").
+ *
+ * The main interpreter only: its C globals (the core's functions, the lock, the
+ * types) are shared by every interpreter, so a sub-interpreter gets the pure core.
  *
  * Why it is signal- and GC-safe: code here runs no eval loop, so no signal
  * handler and no other thread runs between two C statements unless a Python
@@ -72,7 +79,10 @@
 #include "_speedups_src/waiter.h"
 #include "_speedups_src/future.h"
 #include "_speedups_src/calls.h"
+#include "_speedups_src/callbacks.h"
+#include "_speedups_src/dispatch.h"
 #include "_speedups_src/complete.h"
+#include "_speedups_src/wait.h"
 #include "_speedups_src/methods.h"
 
 /* -- the module's functions ---------------------------------------------------------- */
@@ -85,7 +95,8 @@ mod_complete(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     if (kwnames == NULL &&
         (nargs == 3 || (nargs == 4 && args[3] == Py_None) ||
          (nargs == 5 && args[3] == Py_None && (args[4] == Py_True || args[4] == Py_False))) &&
-        PyObject_TypeCheck(args[0], &FutureType) && PyLong_CheckExact(args[1])) {
+        PyObject_TypeCheck(args[0], &FutureType) && PyLong_CheckExact(args[1]) &&
+        intact((FutureObject *)args[0])) {
         FutureObject *fut = (FutureObject *)args[0];
         long state = PyLong_AsLong(args[1]);
         if (state == DONE && fut->state == STATES[PENDING]) { /* failures arm a guard: Python */
@@ -115,9 +126,32 @@ mod_after_fork_in_child(PyObject *mod, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* The accelerator keeps the core's functions, its lock and its types in C globals
+ * shared by every interpreter of the process, so it serves the main interpreter only:
+ * a sub-interpreter importing futurekit gets the pure-Python core (_accelerator.py);
+ * configure() from it would rewire the main interpreter's core to objects of an
+ * interpreter that may be destroyed. */
+static int
+in_main_interpreter(void)
+{
+    return PyInterpreterState_Get() == PyInterpreterState_Main();
+}
+
+static PyObject *
+mod_usable(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(in_main_interpreter());
+}
+
 static PyObject *
 mod_configure(PyObject *mod, PyObject *args, PyObject *kwds)
 {
+    if (!in_main_interpreter()) {
+        PyErr_SetString(PyExc_ImportError,
+                        "futurekit's compiled accelerator serves the main interpreter only; "
+                        "a sub-interpreter uses the pure-Python core");
+        return NULL;
+    }
     static char *kwlist[] = {"future", "init", "set_result", "wait", "value",
                              "add_done_callback", "then", "fail_inline_child", "complete",
                              "drain", "report", "state", "internal", "timed_out",
@@ -161,6 +195,14 @@ static PyMethodDef module_methods[] = {
      "complete(fut, state, value, prepared=None, run=True) -> bool (compiled fast path)."},
     {"register_each", (PyCFunction)(void (*)(void))mod_register_each, METH_FASTCALL,
      "register_each(futures, reg) -> list of the inputs left to register()."},
+    {"drain", (PyCFunction)(void (*)(void))mod_drain, METH_FASTCALL,
+     "drain(thread_state, mark): the Python drain, again until nothing is left above mark\n"
+     "(an interrupt cannot leave work behind); the first interrupt is raised after."},
+    {"spill", mod_spill, METH_O,
+     "spill(thread_state) -> bool: put the registrations that running compiled completions\n"
+     "of this thread hold onto its pending stack (a blocking wait runs them first)."},
+    {"usable", mod_usable, METH_NOARGS,
+     "Whether this interpreter may use the accelerator (the main interpreter only)."},
     {"after_fork_in_child", mod_after_fork_in_child, METH_NOARGS,
      "Replace the lock in a forked child (registered with os.register_at_fork)."},
     {"configure", (PyCFunction)(void (*)(void))mod_configure, METH_VARARGS | METH_KEYWORDS,
@@ -179,6 +221,11 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    if (!in_main_interpreter()) { /* see mod_configure */
+        PyErr_SetString(PyExc_ImportError,
+                        "futurekit's compiled accelerator serves the main interpreter only");
+        return NULL;
+    }
     if (g_lock == NULL) {
         g_lock = PyThread_allocate_lock();
         if (g_lock == NULL)

@@ -24,6 +24,9 @@ recursion_left(void)
  * fallback gets this much more limit, so the accelerator never takes head-room a
  * callback would have had with the pure-Python core (which grants the same). */
 #define FALLBACK_HEADROOM 64
+/* At most this much extra limit for one run (as _trampoline.MAX_BUMP): beyond it a
+ * RecursionError is an error. */
+#define MAX_BUMP (4 * FALLBACK_HEADROOM)
 
 static inline int
 bump_if_near_limit(void)
@@ -68,21 +71,27 @@ fallback1(PyObject *fn, PyObject *self, PyObject *arg, int completes)
     return call_python(fn, stack, arg == NULL ? 1 : 2, NULL, completes);
 }
 
-/* fn(self, *args, **kwnames): a method's own arguments, passed on to its Python form. */
+/* fn(self, *args, **kwnames): a method's own arguments, passed on to its Python form
+ * (which raises the pure-Python core's TypeError for a wrong call, however long). */
 static PyObject *
 fallback(PyObject *fn, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
          PyObject *kwnames)
 {
     PyObject *small[8];
+    PyObject **stack = small;
     Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
     if (total + 1 > 8) {
-        PyErr_SetString(PyExc_TypeError, "too many arguments");
-        return NULL;
+        stack = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
+        if (stack == NULL)
+            return PyErr_NoMemory();
     }
-    small[0] = self;
+    stack[0] = self;
     for (Py_ssize_t i = 0; i < total; i++)
-        small[i + 1] = args[i];
-    return call_python(fn, small, nargs + 1, kwnames, 0);
+        stack[i + 1] = args[i];
+    PyObject *res = call_python(fn, stack, nargs + 1, kwnames, 0);
+    if (stack != small)
+        PyMem_Free(stack);
+    return res;
 }
 
 /* Release every waiter of a completed future (each is a threading.Lock held by

@@ -3,149 +3,7 @@
 #ifndef FUTUREKIT_SPEEDUPS_COMPLETE_H
 #define FUTUREKIT_SPEEDUPS_COMPLETE_H
 
-/* -- running callbacks ---------------------------------------------------------------- */
-
-/* The raised exception, normalized, its traceback attached; the error indicator is
- * cleared. NULL if none was set. */
-static PyObject *
-take_exception(void)
-{
-    PyObject *type, *val, *tb;
-    PyErr_Fetch(&type, &val, &tb);
-    PyErr_NormalizeException(&type, &val, &tb);
-    if (val != NULL && tb != NULL)
-        PyException_SetTraceback(val, tb);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    return val;
-}
-
-/* Raise ``exc`` again (a reference is stolen), with its own traceback. */
-static void
-raise_again(PyObject *exc)
-{
-    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-}
-
-/* Run one plain registration of a completed CPU future. Returns 0, or -1 with an
- * interrupt (a non-Exception BaseException) stored in *interrupt (the first one). */
-static void
-run_one(PyObject *fut, PyObject *reg, PyObject **interrupt)
-{
-    PyObject *res = PyObject_CallOneArg(reg, fut);
-    if (res != NULL) {
-        Py_DECREF(res);
-        return;
-    }
-    PyObject *val = take_exception();
-    if (val != NULL && PyObject_TypeCheck(val, (PyTypeObject *)PyExc_Exception)) {
-        /* torch swallows and logs callback errors: so does futurekit */
-        PyObject *r = PyObject_CallOneArg(py_report, val);
-        if (r == NULL)
-            PyErr_Clear(); /* reporting failed: nothing more can be done here */
-        else
-            Py_DECREF(r);
-    }
-    else if (val != NULL) {
-        /* KeyboardInterrupt, SystemExit: the rest still run; raised at the end.
-         * An internal callback hit by one is run again (they are idempotent). */
-        if (py_internal != NULL && PyObject_TypeCheck(reg, (PyTypeObject *)py_internal)) {
-            PyObject *rerun = PyObject_GetAttr(reg, str_rerun);
-            int again = rerun != NULL && PyObject_IsTrue(rerun) == 1;
-            Py_XDECREF(rerun);
-            PyErr_Clear();
-            if (again) {
-                PyObject *r = PyObject_CallOneArg(reg, fut);
-                if (r == NULL)
-                    PyErr_Clear();
-                else
-                    Py_DECREF(r);
-            }
-        }
-        if (*interrupt == NULL) {
-            *interrupt = val;
-            val = NULL;
-        }
-    }
-    Py_XDECREF(val);
-}
-
-/* This thread's ThreadState (_trampoline.state()), cached in the thread-state dict;
- * NULL, with no error set, if it does not exist yet. */
-static PyObject *
-thread_state(void)
-{
-    PyObject *dict = PyThreadState_GetDict();
-    if (dict == NULL)
-        return NULL;
-    PyObject *st = PyDict_GetItemWithError(dict, key_state);
-    if (st != NULL)
-        return Py_NewRef(st);
-    if (PyErr_Occurred()) {
-        PyErr_Clear();
-        return NULL;
-    }
-    st = PyObject_CallNoArgs(py_state);
-    if (st == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    if (Py_TYPE(st) != &ThreadStateType) { /* not the compiled one: the Python path */
-        Py_DECREF(st);
-        return NULL;
-    }
-    if (PyDict_SetItem(dict, key_state, st) < 0)
-        PyErr_Clear();
-    return st;
-}
-
-/* st.depth = depth (the nesting count is only a limit: a failure to store it is
- * ignored, the callbacks run anyway). */
-static inline void
-set_depth(PyObject *st, long depth)
-{
-    ThreadStateObject *ts = (ThreadStateObject *)st;
-    PyObject *d = PyLong_FromLong(depth); /* a cached small int: no allocation */
-    if (d == NULL) {
-        PyErr_Clear(); /* the depth is only a limit: the callbacks run anyway */
-        return;
-    }
-    Py_XSETREF(ts->depth, d);
-}
-
-static inline long
-get_depth(PyObject *st)
-{
-    PyObject *d = ((ThreadStateObject *)st)->depth;
-    if (d == NULL || !PyLong_CheckExact(d))
-        return -1;
-    long v = PyLong_AsLong(d);
-    if (v == -1 && PyErr_Occurred())
-        PyErr_Clear();
-    return v;
-}
-
-/* Run, with the Python drain, what callbacks deferred on this thread's stack above
- * ``mark``, at the depth the Python drain loop of this completion would have. */
-static void
-run_deferred(PyObject *st, long depth, Py_ssize_t mark, PyObject **interrupt)
-{
-    set_depth(st, depth);
-    PyObject *m = PyLong_FromSsize_t(mark);
-    PyObject *res = m == NULL ? NULL : PyObject_CallFunctionObjArgs(py_drain, st, m, NULL);
-    Py_XDECREF(m);
-    if (res != NULL) {
-        Py_DECREF(res);
-    }
-    else {
-        PyObject *val = take_exception(); /* the Python drain raises only interrupts */
-        if (*interrupt == NULL)
-            *interrupt = val;
-        else
-            Py_XDECREF(val);
-    }
-    set_depth(st, depth + 1);
-}
+/* -- complete() --------------------------------------------------------------------------- */
 
 /* Enough C stack and recursion budget to run callbacks here without the Python
  * path's retry-at-the-limit machinery. */
@@ -163,10 +21,16 @@ headroom_ok(PyThreadState *ts)
 #endif
 }
 
-/* complete() for a CPU future: publish state/value, wake waiters, run plain
- * callbacks here. Returns 1 (completed), 0 (already complete), -1 (an exception:
- * an interrupt a callback raised, after every registration ran), or 2: not
- * handled, the caller must take the Python path (nothing was changed). */
+/* Every field is set (``del fut._value`` and the like empty a field: the Python path
+ * then raises the AttributeError the pure-Python core raises). */
+static inline int
+intact(FutureObject *f)
+{
+    return f->state != NULL && f->observed != NULL && f->value != NULL && f->cb1 != NULL &&
+           f->cbs != NULL && f->rm != NULL && f->waiters != NULL && f->dev != NULL &&
+           f->guard != NULL;
+}
+
 /* complete(..., run=False) of a future with registrations (a then-child completed by
  * the Python drain): publish, and push the registrations as one batch
  * ``[fut, -1, first, rest, 0, removable]`` on this thread's pending stack, inside the
@@ -177,7 +41,7 @@ fast_hand_over(FutureObject *self, int state, PyObject *value)
 {
     PyObject *st = thread_state();
     if (st == NULL)
-        return 2;
+        return PyErr_Occurred() ? -1 : 2;
     PyObject *pending = ((ThreadStateObject *)st)->pending;
     Py_XINCREF(pending);
     Py_DECREF(st);
@@ -251,48 +115,17 @@ fast_hand_over(FutureObject *self, int state, PyObject *value)
     return result;
 }
 
-/* Run one registration of a completed CPU future from fast_complete's loop, then the
- * work it deferred on this thread's stack. A then-link (a tuple) goes to the Python
- * drain as a batch of its own, exactly as the Python loop would run it next (its
- * child's registrations are pushed above it and drained in the same call). */
-static void
-dispatch(PyObject *st, long depth, Py_ssize_t mark, PyObject *fut, PyObject *reg,
-         PyObject **interrupt)
-{
-    if (!PyTuple_CheckExact(reg)) {
-        run_one(fut, reg, interrupt);
-    }
-    else {
-        PyObject *pending = ((ThreadStateObject *)st)->pending;
-        PyObject *batch = Py_BuildValue("[OiOOiO]", fut, -1, reg, Py_None, 0, Py_None);
-        if (batch == NULL || PyList_Append(pending, batch) < 0) {
-            /* out of memory: the link cannot be handed over; say so loudly, never
-             * silently (its child stays pending) */
-            Py_XDECREF(batch);
-            PyObject *err = take_exception();
-            if (*interrupt == NULL)
-                *interrupt = err;
-            else
-                Py_XDECREF(err);
-            return;
-        }
-        Py_DECREF(batch);
-    }
-    if (PyList_GET_SIZE(((ThreadStateObject *)st)->pending) > mark)
-        run_deferred(st, depth, mark, interrupt);
-}
-
 /* complete() for a CPU future: publish state/value, wake waiters, run the
  * registrations here, in order (FIFO, then the removable ones). Returns 1 (completed),
  * 0 (already complete), -1 (an exception: an interrupt a callback raised, after every
- * registration ran), or 2: not handled, the caller must take the Python path
- * (nothing was changed). */
+ * registration ran; or one raised before anything was done), or 2: not handled, the
+ * caller must take the Python path (nothing was changed). */
 static int
 fast_complete(FutureObject *self, int state, PyObject *value, int run)
 {
     PyObject *st = NULL, *pending = NULL;
     long depth = 0;
-    if (!ISNONE(self->dev))
+    if (!intact(self) || !ISNONE(self->dev))
         return 2;
     int has_regs = !ISNONE(self->cb1) || !ISNONE(self->rm);
     if (has_regs && !run)
@@ -301,8 +134,8 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
         if (!headroom_ok(PyThreadState_Get()))
             return 2;
         st = thread_state();
-        if (st == NULL)
-            return 2; /* the Python path makes it (and raises what it raises) */
+        if (st == NULL) /* the Python path makes it (and raises what it raises) */
+            return PyErr_Occurred() ? -1 : 2;
         pending = ((ThreadStateObject *)st)->pending;
         if (pending == NULL || !PyList_CheckExact(pending)) {
             Py_DECREF(st);
@@ -348,37 +181,27 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
     if (!ISNONE(waiters))
         wake(waiters);
     Py_XDECREF(waiters);
-    if (st == NULL)
+    if (st == NULL) { /* no registrations: the three fields held None */
+        Py_XDECREF(cb1);
+        Py_XDECREF(cbs);
+        Py_XDECREF(rm);
         return 1;
+    }
     PyObject *interrupt = NULL;
-    PyObject *fut = (PyObject *)self;
+    ThreadStateObject *ts = (ThreadStateObject *)st;
+    DispatchFrame fr = {ts->frames, (PyObject *)self, cb1, cbs, rm, NULL, 0,
+                        PyList_GET_SIZE(pending), 0};
+    ts->frames = &fr;
     set_depth(st, depth + 1);
-    Py_ssize_t mark = PyList_GET_SIZE(pending);
-    if (!ISNONE(cb1))
-        dispatch(st, depth, mark, fut, cb1, &interrupt);
-    if (PyList_CheckExact(cbs)) {
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(cbs); i++) {
-            PyObject *reg = PyList_GET_ITEM(cbs, i);
-            Py_INCREF(reg);
-            dispatch(st, depth, mark, fut, reg, &interrupt);
-            Py_DECREF(reg);
-        }
+    PyObject *reg;
+    while ((reg = next_registration(&fr, &interrupt)) != NULL) {
+        dispatch(st, depth, &fr, reg, &interrupt);
+        Py_DECREF(reg);
     }
-    if (PyDict_CheckExact(rm)) { /* the any-of combinators' and await's, after the FIFO */
-        PyObject *regs = PyDict_Values(rm);
-        if (regs == NULL) {
-            PyObject *err = take_exception();
-            if (interrupt == NULL)
-                interrupt = err;
-            else
-                Py_XDECREF(err);
-        }
-        else {
-            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(regs); i++)
-                dispatch(st, depth, mark, fut, PyList_GET_ITEM(regs, i), &interrupt);
-            Py_DECREF(regs);
-        }
-    }
+    /* a wait inside a callback may have spilled the rest onto the stack */
+    drain_above(st, depth, &fr, &interrupt);
+    ts->frames = fr.outer;
+    Py_XDECREF(fr.rm_values);
     Py_XDECREF(cb1);
     Py_XDECREF(cbs);
     Py_XDECREF(rm);
@@ -391,5 +214,6 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
     }
     return 1;
 }
+
 
 #endif /* FUTUREKIT_SPEEDUPS_COMPLETE_H */

@@ -53,7 +53,7 @@ static inline int
 get_state(FutureObject *f)
 {
     PyObject *s = f->state;
-    if (s == STATES[PENDING] || s == NULL)
+    if (s == STATES[PENDING])
         return PENDING;
     if (s == STATES[DONE])
         return DONE;
@@ -61,7 +61,7 @@ get_state(FutureObject *f)
         return FAILED;
     if (s == STATES[CANCELLED])
         return CANCELLED;
-    return -1; /* not one of the four: only the Python path deals with it */
+    return -1; /* not one of the four (or deleted): only the Python path deals with it */
 }
 
 /* Store a state (under the lock): the old one is a cached int, so no object dies. */

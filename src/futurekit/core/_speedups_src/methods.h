@@ -23,127 +23,11 @@ Future_c_set_result(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
     return fallback1(py_set_result, (PyObject *)self, result, 1);
 }
 
-#ifdef FK_FUTEX
-static int not_handled_marker;
-#define NOT_HANDLED ((PyObject *)&not_handled_marker)
-
-/* wait() on a pending CPU future, blocking on a Waiter. Returns the value, NULL with
- * an error (the future's, a timeout, an interrupt), or NOT_HANDLED: the Python wait()
- * (a timeout to validate, a poll, leftovers on this thread's stack, ...). */
-static PyObject *
-block_wait(FutureObject *self, PyObject *timeout)
-{
-    int64_t deadline = -1;
-    double seconds = 0;
-    if (timeout != NULL && timeout != Py_None) {
-        if (PyFloat_CheckExact(timeout)) {
-            seconds = PyFloat_AS_DOUBLE(timeout);
-        }
-        else if (PyLong_CheckExact(timeout)) {
-            seconds = PyLong_AsDouble(timeout);
-            if (seconds == -1.0 && PyErr_Occurred()) {
-                PyErr_Clear();
-                return NOT_HANDLED;
-            }
-        }
-        else {
-            return NOT_HANDLED;
-        }
-        if (!(seconds > 0) || seconds > 1e9) /* a poll, NaN, negative, huge: Python */
-            return NOT_HANDLED;
-        deadline = now_ns() + (int64_t)(seconds * 1e9);
-    }
-    PyObject *st = thread_state();
-    if (st == NULL)
-        return NOT_HANDLED;
-    PyObject *pending = ((ThreadStateObject *)st)->pending;
-    int leftovers = pending == NULL || !PyList_CheckExact(pending) || PyList_GET_SIZE(pending);
-    Py_DECREF(st);
-    if (leftovers) /* work an interrupt left on this thread runs first: Python */
-        return NOT_HANDLED;
-    /* allocate before the lock: the waiter, its key, a dict for it */
-    WaiterObject *w = PyObject_New(WaiterObject, &WaiterType);
-    if (w == NULL)
-        return NULL;
-    atomic_init(&w->word, 0);
-    PyObject *key = PyLong_FromVoidPtr(w);
-    PyObject *fresh = PyDict_New();
-    if (key == NULL || fresh == NULL || PyDict_SetItem(fresh, key, (PyObject *)w) < 0) {
-        Py_XDECREF(key);
-        Py_XDECREF(fresh);
-        Py_DECREF(w);
-        return NULL;
-    }
-    int registered = 0, complete_now = 0;
-    PyObject *old = NULL;
-    lock_blocking();
-    if (get_state(self) != PENDING) {
-        complete_now = 1;
-    }
-    else if (ISNONE(self->waiters)) {
-        old = self->waiters;
-        self->waiters = fresh;
-        fresh = NULL;
-        registered = 1;
-    }
-    else if (PyDict_CheckExact(self->waiters)) {
-        /* an int key: no Python code; growing the table allocates no GC object */
-        registered = PyDict_SetItem(self->waiters, key, (PyObject *)w) == 0;
-    }
-    unlock();
-    Py_XDECREF(old);
-    Py_XDECREF(fresh);
-    int r = 1;
-    if (registered) {
-        r = waiter_block(w, &self->state, STATES[PENDING], deadline);
-        if (r != 1) { /* timed out or interrupted: take the waiter back */
-            PyObject *type, *val, *tb;
-            PyErr_Fetch(&type, &val, &tb);
-            lock_blocking();
-            if (PyDict_CheckExact(self->waiters) && PyDict_Contains(self->waiters, key) == 1)
-                PyDict_DelItem(self->waiters, key); /* we hold both: nothing dies here */
-            unlock();
-            PyErr_Restore(type, val, tb);
-            if (r == 0 && get_state(self) != PENDING)
-                r = 1; /* completed as the time ran out: the outcome, as the Python wait */
-        }
-    }
-    Py_DECREF(key);
-    Py_DECREF(w);
-    if (!registered && !complete_now) {
-        PyErr_Clear();
-        return NOT_HANDLED;
-    }
-    if (r < 0)
-        return NULL;
-    if (r == 0) {
-        PyObject *secs = PyFloat_FromDouble(seconds);
-        if (secs != NULL) {
-            PyObject *res = PyObject_CallOneArg(py_timed_out, secs); /* raises */
-            Py_XDECREF(res);
-            Py_DECREF(secs);
-        }
-        return NULL;
-    }
-    /* recursion limit a frame at the limit could not take back (see _trampoline) */
-    if (late_limit != NULL && PyList_GET_SIZE(late_limit) == 2 &&
-        PyList_GET_ITEM(late_limit, 1) != STATES[0]) {
-        PyObject *r = PyObject_CallNoArgs(py_fix_limit);
-        if (r == NULL)
-            return NULL;
-        Py_DECREF(r);
-    }
-    if (self->state == STATES[DONE] && ISNONE(self->dev))
-        return Py_NewRef(self->value);
-    return NOT_HANDLED; /* failed or cancelled: the Python wait() raises the error */
-}
-#endif
-
 static PyObject *
 Future_c_wait(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (kwnames == NULL && nargs <= 1 && ISNONE(self->dev)) {
-        PyObject *timeout = nargs ? args[0] : Py_None;
+    PyObject *timeout = timeout_arg(args, nargs, kwnames);
+    if (timeout != NULL && intact(self) && ISNONE(self->dev)) {
         if (self->state == STATES[DONE] && timeout == Py_None)
             return Py_NewRef(self->value);
 #ifdef FK_FUTEX
@@ -162,18 +46,17 @@ Future_c_wait(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
 static PyObject *
 Future_c_value(FutureObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->state == STATES[DONE]) {
-        PyObject *v = self->value == NULL ? Py_None : self->value;
-        Py_INCREF(v);
-        return v;
-    }
+    if (self->state == STATES[DONE] && self->value != NULL)
+        return Py_NewRef(self->value);
     return fallback1(py_value, (PyObject *)self, NULL, 0);
 }
 
 static PyObject *
 Future_c_done(FutureObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyBool_FromLong(get_state(self) != PENDING);
+    if (self->state == NULL) /* deleted: the AttributeError Python's done() raises */
+        return PyObject_GetAttrString((PyObject *)self, "_state");
+    return PyBool_FromLong(self->state != STATES[PENDING]);
 }
 
 /* Append ``reg`` to a pending future's FIFO, as _registration.register does (and
@@ -232,7 +115,7 @@ static PyObject *
 Future_c_add_done_callback(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
                            PyObject *kwnames)
 {
-    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] &&
+    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] && intact(self) &&
         PyCallable_Check(args[0]) && append_reg(self, args[0]))
         Py_RETURN_NONE;
     return fallback(py_add_done_callback, (PyObject *)self, args, nargs, kwnames);
@@ -243,6 +126,8 @@ Future_c_add_done_callback(FutureObject *self, PyObject *const *args, Py_ssize_t
 static PyObject *
 Future_c_then(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    if (nargs == 1 && kwnames == NULL && !intact(self)) /* a deleted field: Python raises */
+        return fallback(py_then, (PyObject *)self, args, nargs, kwnames);
     if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] && ISNONE(self->dev) &&
         future_type != NULL && PyCallable_Check(args[0])) {
         PyObject *child = future_type->tp_alloc(future_type, 0);
@@ -313,7 +198,7 @@ mod_register_each(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(futs); i++) {
         PyObject *f = PyList_GET_ITEM(futs, i);
         if (PyObject_TypeCheck(f, &FutureType) &&
-            ((FutureObject *)f)->state == STATES[PENDING]) {
+            ((FutureObject *)f)->state == STATES[PENDING] && intact((FutureObject *)f)) {
             Py_INCREF(f);
             int done = append_reg((FutureObject *)f, reg);
             Py_DECREF(f);

@@ -5,10 +5,16 @@
 
 /* -- ThreadState: the trampoline's per-thread state (see _trampoline.py) ------------ */
 
+/* One compiled completion running its registrations on this thread (complete.h): they
+ * are held here, in C, not on the pending stack, until a blocking wait inside one of
+ * the callbacks needs them there (spill(), complete.h). Lives on fast_complete's stack. */
+typedef struct dispatch_frame DispatchFrame;
+
 typedef struct {
     PyObject_HEAD
-    PyObject *depth;   /* draining frames of this thread (an int) */
-    PyObject *pending; /* stack (list) of batches handed to this thread */
+    PyObject *depth;      /* draining frames of this thread (an int) */
+    PyObject *pending;    /* stack (list) of batches handed to this thread */
+    DispatchFrame *frames; /* the innermost running compiled completion, or NULL */
 } ThreadStateObject;
 
 static PyObject *
