@@ -263,3 +263,51 @@ def test_long_chain_completed_near_the_limit() -> None:
         assert node.wait(timeout=10) == 3000
         assert sorted(map(id, calls)) == sorted(map(id, [root, *links[:-1]]))
         assert all(link.done() for link in links)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("last", ["set_result", "set_exception"])
+def test_internal_callbacks_finish_their_work_near_the_limit(last: str) -> None:
+    """collect_all's counter and the unwrap forwarder run a few frames below the limit.
+
+    They ran short of stack *inside* (not at their entry): that is no callback error
+    but a reason to run them again with more limit. Their effects have happened when
+    the completing call returns, with no further call (nothing left on the thread).
+    """
+    limit = sys.getrecursionlimit()
+    failures = []
+    for k in range(1, 16):
+        a: Future[int] = Future()
+        b: Future[int] = Future()
+        a.set_result(1)
+        gathered = collect_all([a, b])
+        inner: Future[int] = Future()
+        inner.set_result(7)
+        unwrapped = b.then(lambda f, inner=inner: inner, unwrap=True)
+        nested = b.then(lambda f, inner=inner: inner.then(_plus_one), unwrap=True)
+        raised: list[BaseException] = []
+
+        def action(b: Future[int] = b, raised: list[BaseException] = raised) -> None:
+            try:
+                if last == "set_result":
+                    b.set_result(2)
+                else:
+                    b.set_exception(KeyError("deep"))
+            except RecursionError as exc:
+                raised.append(exc)
+
+        try:
+            _descend(_room() - k, action)
+        except RecursionError as exc:
+            raised.append(exc)
+        Future().cancel()  # takes back extra limit a frame at the limit could not lower
+        states = (b.done(), gathered.done(), unwrapped.done(), nested.done())
+        queued = _trampoline.has_queued_work()
+        if raised and not b.done():
+            continue  # the completing call itself did not fit: nothing was done
+        if states != (True,) * 4 or queued or raised:
+            failures.append(f"k={k}: done {states}, queued={queued}, raised={raised!r}")
+        _trampoline.state().pending.clear()
+        sys.setrecursionlimit(limit)
+    assert not failures, "\n".join(failures)
+    assert sys.getrecursionlimit() == limit

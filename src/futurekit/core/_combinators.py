@@ -102,16 +102,27 @@ def collect_all(futures: Sequence[Future[Any]]) -> Future[list[Future[Any]]]:
         complete(result, DONE, [])
         return result
     gather = _Gather(result, futs)
+    # Every pending input first, then the complete ones (their counter runs at once):
+    # an interrupt in one of those leaves no pending input without the counter.
     if speedups is not None:  # the compiled loop appends to every pending input
         for fut in speedups.register_each(futs, gather):
             register(fut, gather)
         return result
+    done = []
     for fut in futs:
+        if fut._state:
+            done.append(fut)
+            continue
+        spare = (fut, gather, None)  # dropped last under the lock: its exit reuses it (_Lock)
         with lock:  # the common case, inline: a pending input with no registration yet
             if not fut._state and fut._cb1 is None:
                 fut._cb1 = gather
                 fut._observed = True
+                del spare
                 continue
+            del spare
+        register(fut, gather)
+    for fut in done:
         register(fut, gather)
     return result
 
@@ -145,8 +156,8 @@ class _First(InternalCallback):
         self.handles: list[tuple[Future[Any], Any]] = []
 
     def __call__(self, fut: Future[Any]) -> None:
-        if complete(self.result, DONE, fut):
-            self.release()
+        complete(self.result, DONE, fut)
+        self.release()  # always: run again after an interrupt, it must still let go
 
     def release(self) -> None:
         """Unregister from every input (idempotent; later registrations too)."""

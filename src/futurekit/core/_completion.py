@@ -30,7 +30,7 @@ import threading
 
 from . import _trampoline
 from ._accelerator import speedups
-from ._errors import CallbackError
+from ._errors import CALLBACK_ERROR_PREFIX, CallbackError
 from ._reporting import ErrorGuard, from_cancellation, report_callback_error, report_stream_error
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
@@ -71,6 +71,15 @@ class _Lock:
     The lock's own bound ``__enter__``/``__exit__`` are stored on the class; being
     builtin methods they are not re-bound on lookup, so entering allocates nothing.
     ``with`` keeps its guarantee: nothing can run between the acquire and the block.
+
+    Leaving is ``__exit__(None, None, None)``: for ``threading.Lock`` (a ``METH_VARARGS``
+    builtin) CPython packs those three arguments into a new tuple *while the lock is
+    still held*, and on 3.11 allocating a tuple when the 3-tuple free list is empty can
+    start a garbage collection whose finalizers would then run under the lock (one that
+    touches a future deadlocks). So every critical section of the core builds a 3-tuple
+    ``spare`` before taking the lock and drops it as its last statement: the exit then
+    reuses it from the free list and allocates nothing. (The accelerator's ``__exit__``
+    takes its arguments without a tuple; 3.12+ collects only at eval-breaker checks.)
     """
 
     __slots__ = ()
@@ -193,8 +202,10 @@ def complete(
             except AttributeError:
                 st = _thread_state()
             pending = st.pending
+        spare = (fut, state, value)  # see _Lock: freed last under the lock, for its exit
         with lock:
             if fut._state:
+                del spare
                 return False
             if batch is not None or (fut._cb1 is None and fut._rm is None):
                 if prepared is not None:  # the device state with the recorded events;
@@ -209,39 +220,68 @@ def complete(
                     batch[5] = fut._rm
                     fut._cb1 = fut._cbs = fut._rm = None
                     pending += one  # handed to this thread: drained below or later
+                del spare
                 break
+            del spare
         # A registration arrived between the peek and the lock: allocate, then retry.
     # Drain here, unless the caller's drain takes the batch next or it is too deep.
     here = batch is not None and run and st.depth < _MAX_DEPTH
+    guard = state == FAILED and not fut._observed
+    first: BaseException | None = None
     try:
         if waiters is not None:
             wake(waiters)
-        if state == FAILED and not fut._observed:
+        if guard:
             _arm_guard(fut, value)
         if here:
-            drain(st, len(pending) - 1 if st.depth else 0)
+            _drain(st, len(pending) - 1 if st.depth else 0)
     except BaseException as exc:
         # Published, then interrupted (a signal at a function entry) or out of stack
-        # before the hand-off finished: finish it, then let the interrupt through.
-        extra = _HEADROOM if exc.__class__ is RecursionError else 0  # absorbed below
+        # before the hand-off finished: finish it, as often as it takes (each step is
+        # idempotent), then raise the first interrupt. A RecursionError is absorbed:
+        # more recursion limit, and again.
+        first = None if exc.__class__ is RecursionError else exc
+        again: BaseException = exc
+        extra = 0
+        while True:
+            try:
+                if again.__class__ is RecursionError:
+                    if extra >= _MAX_BUMP:  # not for lack of stack: give up, loudly
+                        first = first or again
+                        break
+                    _setlimit(_getlimit() + _HEADROOM)
+                    extra += _HEADROOM
+                if waiters is not None:
+                    wake(waiters)
+                if guard:
+                    _arm_guard(fut, value)
+                if here:
+                    at = _position(pending, batch)
+                    if at >= 0:
+                        _drain(st, at if st.depth else 0)
+                break
+            except BaseException as exc2:
+                if exc2.__class__ is not RecursionError:
+                    if first is None:
+                        first = exc2
+                    if isinstance(exc2, Exception):  # no interrupt: an error, not retried
+                        break
+                again = exc2
         if extra:
-            _setlimit(_getlimit() + extra)
-        try:
-            if waiters is not None:
-                wake(waiters)
-            if here and _holds(pending, batch):
-                drain(st, len(pending) - 1 if st.depth else 0)
-        finally:
-            if extra:
-                _restore_limit(extra)
-        if not extra:
-            raise
+            _restore_limit(extra)
+    if first is not None:
+        raise first
     return True
 
 
-def _holds(pending: list[Any], batch: object) -> bool:
-    """Whether ``batch`` is still waiting on the pending stack (it was never drained)."""
-    return any(item is batch for item in pending)
+def _position(pending: list[Any], batch: object) -> int:
+    """Where ``batch`` waits on the pending stack, or -1 if it was drained already."""
+    i = len(pending)
+    while i:
+        i -= 1
+        if pending[i] is batch:
+            return i
+    return -1
 
 
 def resolve(fut: FutureBase, value: Any, run: bool = True) -> bool:
@@ -272,23 +312,40 @@ def wake(waiters: dict[int, Any]) -> None:
 
 
 def _arm_guard(fut: FutureBase, value: Any) -> None:
-    """Give a failed, unobserved future a guard that warns if nobody retrieves the error."""
+    """Give a failed, unobserved future a guard that warns if nobody retrieves the error.
+
+    Idempotent: a retry after an interrupt keeps the guard already armed.
+    """
     try:
-        if from_cancellation(value):
+        if fut._guard is not None or fut._observed or from_cancellation(value):
             return
         guard = ErrorGuard(value, id(fut))
-    except Exception:  # pragma: no cover - a hostile exception object
+        fut._guard = guard
+        if fut._observed:  # retrieved meanwhile by another thread
+            guard.exc = None
+    except Exception:  # a hostile exception object, a deleted field: no guard
         return
-    fut._guard = guard
-    if fut._observed:  # retrieved meanwhile by another thread
-        guard.exc = None
+
+
+#: The accelerator's ``spill``: hands the registrations its running completions hold
+#: in C over to the pending stack (None with the pure-Python core, which has none).
+_spill = None if speedups is None else speedups.spill
 
 
 def drain_leftovers() -> None:
-    """Run what an interrupt left on this thread's pending stack (nothing, usually)."""
+    """Run everything queued on this thread: a blocking wait's first step.
+
+    That is deferred work (nesting deeper than the inline limit, an interrupt) and,
+    inside a callback, the registrations its completion has not run yet: one of them
+    may be what completes the awaited future.
+    """
     st = _local.__dict__.get("state")  # no AttributeError raised and caught: ~1 µs less
-    if st is not None and st.pending:
-        drain(st, 0)
+    if st is None:
+        return
+    if _spill is not None:
+        _spill(st)
+    if st.pending:
+        _drain(st, 0)
 
 
 def run_now(fut: FutureBase, reg: Any, here: bool = False) -> None:
@@ -303,11 +360,11 @@ def run_now(fut: FutureBase, reg: Any, here: bool = False) -> None:
     if here or st.depth < _MAX_DEPTH:
         mark = len(pending) - 1 if st.depth else 0
         try:
-            drain(st, mark)
+            _drain(st, mark)
         except RecursionError:  # drain() could not even start or retry: one frame up, more room
             _setlimit(_getlimit() + _HEADROOM)
             try:
-                drain(st, mark)
+                _drain(st, mark)
             finally:
                 _restore_limit(_HEADROOM)
 
@@ -325,28 +382,138 @@ def link_error(parent: FutureBase, exc: BaseException) -> CallbackError:
     return CallbackError.from_exception(exc)
 
 
+def _fail_child(fut: FutureBase, child: FutureBase, exc: BaseException) -> None:
+    """Fail a then-child whose callback raised ``exc`` (the RAISED step).
+
+    The message needs ``str(exc)``, which can raise; an error there still fails the
+    child (with a message saying so), and an interrupt there is raised once the child
+    is complete: a second run of this step then finds it complete and stops.
+    """
+    if child._state:
+        return
+    interrupt = None
+    try:
+        err = link_error(fut, exc)
+    except BaseException as again:  # an exception whose __str__ raises
+        name = type(again).__name__
+        text = f"{CALLBACK_ERROR_PREFIX}{type(exc).__name__}: <str() raised {name}>"
+        err = CallbackError(text, exc)
+        err.__cause__ = exc
+        if not isinstance(again, Exception):
+            interrupt = again
+    complete(child, FAILED, err, None, False)
+    if interrupt is not None:
+        raise interrupt
+
+
+class _Step:
+    """Marks a registration tuple ``(payload, child, step, adopt)`` as the core's own work.
+
+    An interrupt must never lose what was in progress, and an exception handler can
+    only store (any call in it could be interrupted in turn), so :func:`drain`'s
+    handler pushes the unfinished work back on the pending stack as one of these
+    steps, built from stores alone; the drain loop, or any later one, runs it. Each
+    step is idempotent, so running one twice is harmless.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<futurekit step {self.name}>"
+
+
+#: Complete ``child`` with ``payload``, its then-callback's return value (unwrapping
+#: it if ``adopt``).
+SETTLE = _Step("settle")
+#: Fail ``child`` with ``link_error(future, payload)``: its then-callback raised
+#: ``payload`` or was interrupted by it.
+RAISED = _Step("raised")
+#: Run ``payload``, a registration an interrupt hit, again if it is an idempotent
+#: internal callback (a user callback counts as run).
+REDO = _Step("redo")
+
+
+def _run_step(fut: FutureBase, payload: Any, child: Any, step: _Step, adopt: Any) -> None:
+    """Run one of the core's own steps (see :class:`_Step`) for a completed ``fut``."""
+    if step is REDO:
+        if isinstance(payload, InternalCallback) and payload.rerun:
+            payload(fut)
+    elif child._state:  # settled already (this step runs again after an interrupt)
+        return
+    elif step is SETTLE:
+        if adopt is not None:
+            adopt(child, payload)
+        elif child._dev is None:
+            complete(child, DONE, payload, None, False)
+        else:
+            resolve(child, payload, False)
+    else:
+        _fail_child(fut, child, payload)
+
+
+#: Frames :func:`_room_left` probes for.
+_PROBE = 8
+
+
+def _probe(n: int) -> None:
+    if n:
+        _probe(n - 1)
+
+
+def _room_left() -> bool:
+    """Whether a few frames still fit below the recursion limit at the caller's depth.
+
+    A call that failed with RecursionError at this depth either never started (the
+    limit was reached at its entry: run it again with more limit) or raised it
+    itself (its own error, reported once), which the traceback cannot tell apart for
+    a builtin. At the very limit this call itself fails with RecursionError.
+    """
+    try:
+        _probe(_PROBE)
+    except RecursionError:
+        return False
+    return True
+
+
 def drain(st: _trampoline.ThreadState, mark: int) -> None:
     """Run this thread's pending registrations above ``mark``, innermost batch first.
 
-    A batch is ``[future, count, first, rest, index, removable]``; each registration is claimed
-    with a store into the batch (or by dropping a one-registration batch) before it
-    is called, so an interrupt anywhere leaves the stack consistent and a later
-    drain continues where this one stopped. An internal callback hit by an interrupt
-    is run again (they are idempotent); a user callback counts as run.
+    A batch is ``[future, count, first, rest, index, removable]``; each registration
+    is claimed with a store into the batch (or by dropping a one-registration batch)
+    before it is called, and everything drain needs to resume is on the stack, so an
+    interrupt anywhere leaves it consistent and this drain, or a later one, goes on
+    where it stopped. The handler of an interrupt only stores: what was in progress
+    goes back on the stack as a :class:`_Step` (an internal callback to run again, a
+    then-child to complete), and the loop goes on. Raises the first interrupt once
+    everything ran.
     """
     pending = st.pending
     depth = st.depth
     st.depth = depth + 1
     interrupt: BaseException | None = None
     bumped = 0
-    # What an interrupt must not lose: ``owed``, a then-child being completed (with
-    # ``cstate``, ``outcome`` and ``adopt``, set together with it), and ``running``,
-    # the callback in progress (with ``fut``).
-    owed: Any = None
+    # What an interrupt must not lose, stored right after the claim (no call between):
+    # ``running``, the callback being run (of ``fut``), ``stepping``, the step being
+    # run, and ``owed``, the child of the then-link being run (with ``cstate``, then
+    # ``outcome``, and ``adopt``).
+    fut: Any = None
     running: Any = None
+    stepping: Any = None
+    owed: Any = None
+    cstate = PENDING
+    outcome: Any = None
+    adopt: Any = None
     try:
         while True:
             try:
+                # Not a no-op: CPython 3.11 looks up the handler of an interrupt raised
+                # at a loop's back edge (``continue``) at the instruction *before* the
+                # loop's first one; were that the ``try`` itself (outside its own range),
+                # the interrupt would skip both handlers, the ``finally`` included.
+                batch = None
                 while (len(pending) > mark) if mark else pending:
                     batch = pending[-1]
                     reg = batch[2]
@@ -377,85 +544,102 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
                         reg = rest[i]
                         batch[4] = i + 1
                     fut = batch[0]
-                    running = reg  # cleared once it ran: an interrupt meanwhile finds it
                     if reg.__class__ is tuple:
-                        fn, owed, where, adopt = reg
+                        fn, child, where, adopt = reg
+                        if where is not None or fut._dev is not None:
+                            if where.__class__ is _Step:  # the core's own work
+                                stepping = reg
+                                try:
+                                    _run_step(fut, fn, child, where, adopt)
+                                except Exception as exc:
+                                    if exc.__class__ is RecursionError and bumped < _MAX_BUMP:
+                                        raise  # more stack, then again (the handler)
+                                    stepping = None
+                                    report_callback_error(exc)
+                                stepping = None
+                                continue
+                            if where is not _HERE:
+                                cstate = PENDING
+                                owed = child
+                                _run_link_elsewhere(fut, reg)
+                                owed = None
+                                continue
                         cstate = PENDING
-                        if where is not _HERE and (where is not None or fut._dev is not None):
-                            _run_link_elsewhere(fut, reg)
-                            running = owed = None
-                            continue
+                        owed = child
                         try:
                             outcome = fn(fut)
                             cstate = DONE
                         except BaseException as exc:
-                            tb = exc.__traceback__
-                            if exc.__class__ is RecursionError and tb and not tb.tb_next:
-                                raise  # fn never started: the handler below retries it
-                            outcome = link_error(fut, exc)
+                            if exc.__class__ is RecursionError and bumped < _MAX_BUMP:
+                                tb = exc.__traceback__
+                                if tb is not None and tb.tb_next is None:
+                                    # At the limit even the call fails: assume fn never
+                                    # started and put the link back first, with stores.
+                                    pending += ([fut, -1, reg, None, 0, None],)
+                                    owed = None
+                                    if not _room_left():
+                                        raise  # more stack, then the link again
+                                    del pending[-1]  # it had room: its own error
+                                    owed = child
+                            outcome = exc
                             cstate = FAILED
                             if interrupt is None and not isinstance(exc, Exception):
                                 interrupt = exc
-                        running = None
                         # the child's callbacks go on the stack: this loop runs them next
-                        if cstate != DONE:
-                            complete(owed, cstate, outcome, None, False)
-                        elif adopt is not None:
-                            adopt(owed, outcome)
-                        elif owed._dev is None:
-                            complete(owed, DONE, outcome, None, False)
+                        if cstate == DONE:
+                            if adopt is not None:
+                                adopt(child, outcome)
+                            elif child._dev is None:
+                                complete(child, DONE, outcome, None, False)
+                            else:
+                                resolve(child, outcome, False)
                         else:
-                            resolve(owed, outcome, False)
+                            complete(child, FAILED, link_error(fut, outcome), None, False)
                         owed = None
                     elif fut._dev is None or isinstance(reg, InternalCallback):
+                        running = reg
                         try:
                             reg(fut)
                         except Exception as exc:  # torch swallows and logs these errors
-                            tb = exc.__traceback__
-                            if exc.__class__ is RecursionError and tb and not tb.tb_next:
-                                raise  # never started: the handler below retries it
+                            if exc.__class__ is RecursionError and bumped < _MAX_BUMP:
+                                tb = exc.__traceback__
+                                if tb is not None and tb.tb_next is None:
+                                    pending += ([fut, -1, reg, None, 0, None],)  # as above
+                                    running = None
+                                    if not _room_left():
+                                        raise
+                                    del pending[-1]
+                                    running = reg
+                                if isinstance(reg, InternalCallback) and reg.rerun:
+                                    raise  # out of stack inside: again, with more (REDO)
                             running = None
                             report_callback_error(exc)
                         running = None
                     else:
-                        running = None
                         _run_on_streams(fut, reg)
                 break
             except BaseException as exc:  # an interrupt: keep draining, raise it after
-                tb = exc.__traceback__
-                if exc.__class__ is RecursionError and bumped < _MAX_BUMP:
-                    if running is not None and tb and not tb.tb_next:
-                        # It never started: put it back first, with no call at all (at
-                        # the very limit even a builtin call fails).
-                        if not pending or pending[-1] is not batch:
-                            pending += (batch,)
-                        batch[2] = running
-                        running = owed = None
-                    # More stack, then retry; if even this call fails, the work is on
-                    # the stack and the caller, a frame up, retries the drain.
+                # Stores only: what was in progress goes back on the stack as a step.
+                if running is not None:
+                    pending += ([fut, -1, (running, None, REDO, None), None, 0, None],)
+                    running = None
+                if stepping is not None:
+                    pending += ([fut, -1, stepping, None, 0, None],)
+                    stepping = None
+                if owed is not None:
+                    if cstate == PENDING:  # fn was interrupted (or never returned)
+                        cstate, outcome = FAILED, exc
+                    owed = (outcome, owed, SETTLE if cstate == DONE else RAISED, adopt)
+                    pending += ([fut, -1, owed, None, 0, None],)
+                    owed = None
+                if exc.__class__ is not RecursionError:
+                    if interrupt is None:
+                        interrupt = exc
+                elif bumped < _MAX_BUMP:  # more stack for what is left, then again
                     _setlimit(_getlimit() + _HEADROOM)
                     bumped += _HEADROOM
-                    if running is None and owed is None:
-                        continue
-                elif interrupt is None:
-                    interrupt = exc
-                if owed is not None:  # complete() is idempotent: settling twice is harmless
-                    child, owed = owed, None
-                    if cstate == PENDING:
-                        cstate, outcome = FAILED, CallbackError.from_exception(exc)
-                    running = None
-                    try:
-                        _settle(child, cstate, outcome, adopt)
-                    except BaseException as again:
-                        interrupt = interrupt or again
-                if running is not None:
-                    again_cb, running = running, None
-                    if isinstance(again_cb, InternalCallback) and again_cb.rerun:
-                        try:
-                            again_cb(fut)  # idempotent: running it twice is harmless
-                        except BaseException as again:
-                            if not isinstance(again, Exception):
-                                interrupt = interrupt or again
+                else:  # out of stack even so: the work waits on the stack, the caller
+                    raise  # (a frame up) retries
     finally:
         st.depth = depth
         if bumped:
@@ -464,14 +648,10 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
         raise interrupt
 
 
-def _settle(child: FutureBase, state: int, outcome: Any, adopt: Any) -> None:
-    """Complete a ``then`` child with its callback's outcome (unwrapping if asked)."""
-    if state != DONE:
-        complete(child, state, outcome)
-    elif adopt is not None:
-        adopt(child, outcome)
-    else:
-        resolve(child, outcome)
+#: What the core's own callers use to drain: the accelerator's ``drain``, a C loop
+#: around :func:`drain` that leaves nothing behind whatever interrupts land in it; the
+#: Python drain itself for the pure core (see "Known limits" in docs/design.md).
+_drain = drain if speedups is None else speedups.drain
 
 
 def under_streams(

@@ -20,7 +20,6 @@ from ._completion import (
     FutureBase,
     InternalCallback,
     complete,
-    drain_leftovers,
     link_error,
 )
 from ._device_plan import plan_for
@@ -212,11 +211,8 @@ class Future(_GenericBase[T], FutureBase):
             return self._value  # type: ignore[no-any-return]
         if timeout is not None:
             timeout = check_timeout(timeout)
-        if not self._state:
-            if not block(self, timeout):
-                _timed_out(timeout)  # type: ignore[arg-type]
-        else:  # callbacks an interrupt left on this thread run first
-            drain_leftovers()
+        if not self._state and not block(self, timeout):  # a done future: nothing runs
+            _timed_out(timeout)  # type: ignore[arg-type]
         if late_limit[1]:
             fix_limit()
         if self._state != DONE:

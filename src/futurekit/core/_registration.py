@@ -5,7 +5,8 @@
 (``_rm``, a dict) that they take back when they finish, so a long-lived future does not
 accumulate callbacks. Every critical section here follows the rules of
 :mod:`._completion`: no call and no allocation while the lock is held, so the lists and
-dicts are allocated before it is taken (and the attempt retried if a peek was stale).
+dicts are allocated before it is taken (and the attempt retried if a peek was stale), and
+each section drops a ``spare`` 3-tuple last, for the lock's exit (see ``_Lock``).
 """
 
 from __future__ import annotations
@@ -33,22 +34,28 @@ def register(fut: FutureBase, reg: Any, observe: bool = True) -> None:
         else:
             one = (reg,)
     while True:
+        spare = (fut, reg, one)  # dropped last under the lock: its exit reuses it (_Lock)
         with lock:
             if fut._state:
+                del spare
                 break
             if observe:
                 fut._observed = True
             if fut._cb1 is None:
                 fut._cb1 = reg
+                del spare
                 return
             cbs = fut._cbs
             if cbs is None:
                 if fresh is not None:
                     fut._cbs = fresh
+                    del spare
                     return
             elif one is not None:
                 cbs += one
+                del spare
                 return
+            del spare
         fresh = [reg]  # the peek was stale: allocate, then retry
         one = (reg,)
     if observe:
@@ -65,18 +72,23 @@ def register_removable(fut: FutureBase, reg: Any) -> int | None:
     key = id(reg)
     fresh: dict[int, Any] | None = {} if fut._rm is None else None
     while True:
+        spare = (fut, reg, fresh)  # dropped last under the lock: its exit reuses it (_Lock)
         with lock:
             if fut._state:
+                del spare
                 break
             fut._observed = True
             rm = fut._rm
             if rm is not None:
                 rm[key] = reg
+                del spare
                 return key
             if fresh is not None:
                 fresh[key] = reg
                 fut._rm = fresh
+                del spare
                 return key
+            del spare
         fresh = {}
     retrieved(fut)
     run_now(fut, reg)
@@ -90,10 +102,12 @@ def unregister(fut: FutureBase, handle: int | None) -> None:
     """
     if handle is None:
         return
+    spare = (fut, handle, None)  # dropped last under the lock: its exit reuses it (_Lock)
     with lock:
         rm = fut._rm
         if rm is not None and handle in rm:
             del rm[handle]
+        del spare
 
 
 def retrieved(fut: FutureBase) -> None:

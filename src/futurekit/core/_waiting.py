@@ -93,14 +93,17 @@ def block(fut: FutureBase, timeout: float | None) -> bool:
     waiter.acquire()
     key = id(waiter)
     fresh = {key: waiter}
+    spare = (fut, waiter, fresh)  # dropped last under the lock: its exit reuses it (_Lock)
     with lock:
         if fut._state:
+            del spare
             return True
         waiters = fut._waiters
         if waiters is None:
             fut._waiters = fresh
         else:
             waiters[key] = waiter
+        del spare
     try:
         if timeout is None:
             while not waiter.acquire(timeout=_SLICE):
@@ -122,7 +125,9 @@ def block(fut: FutureBase, timeout: float | None) -> bool:
 
 
 def _drop(fut: FutureBase, key: int) -> None:
+    spare = (fut, key, None)  # dropped last under the lock: its exit reuses it (_Lock)
     with lock:
         waiters = fut._waiters
         if waiters is not None and key in waiters:
-            del waiters[key]
+            del waiters[key]  # the caller holds the waiter: nothing dies here
+        del spare
