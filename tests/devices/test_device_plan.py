@@ -269,3 +269,63 @@ def test_the_cache_is_bounded(rec: Rec, monkeypatch: pytest.MonkeyPatch) -> None
     for i in range(10):
         Future(devices=[f"rec:{i % 3}", "rec:0"] * (1 + i // 3))
     assert len(_device_plan._PLANS) <= 4
+
+
+# -- the compiled accelerator's device paths (the same behaviour; no leak) -----------------
+def test_device_paths_behave_the_same_on_the_compiled_core(rec: Rec) -> None:
+    d0 = Device("rec", 0)
+    fut: Future[Any] = Future(devices=["rec:0"])
+    fut.set_result(Buf(d0))
+    with pytest.raises(futurekit.InvalidStateError):
+        fut.set_result(Buf(d0))
+    with pytest.raises(futurekit.InvalidDeviceError):
+        Future(devices=["rec:7"])  # an error is never cached: it is raised every time
+    with pytest.raises(futurekit.InvalidDeviceError):
+        Future(devices=["rec:7"])
+    assert Future(devices=["cpu"])._dev is None and Future(devices=None)._dev is None
+    wrong: Future[Any] = Future(devices=["rec:0"])
+    wrong.set_result(Buf(Device("rec", 1)))  # a buffer elsewhere: the future fails with it
+    with pytest.raises(ValueError, match="not among the expected device"):
+        wrong.wait()
+
+
+def test_an_interrupt_in_prepare_propagates_and_leaves_the_future_pending(
+    rec: Rec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(self: Any, stream: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Rec, "record_event", interrupted)
+    _resolver.bump()  # plans bind the backend's methods once
+    fut: Future[Any] = Future(devices=["rec:0"])
+    with pytest.raises(KeyboardInterrupt):
+        fut.set_result(Buf(Device("rec", 0)))
+    assert not fut.done()  # as the Python method: nothing was published
+
+
+def test_device_futures_return_their_memory(rec: Rec) -> None:
+    import tracemalloc
+
+    d0 = Device("rec", 0)
+    value = [Buf(d0), Buf(d0)]
+
+    def rounds(n: int) -> None:
+        for _ in range(n):
+            fut: Future[Any] = Future(devices=["rec:0"])
+            child = fut.then(lambda f: f.value())
+            fut.set_result(value)
+            fut.wait()
+            child.wait()
+            rec.calls.clear()
+
+    rounds(2000)  # warm every cache
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        rounds(20_000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, f"{grown} bytes kept after 20,000 device futures"

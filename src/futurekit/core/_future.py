@@ -445,7 +445,7 @@ def _accelerate() -> None:
     """
     if speedups is None:
         return
-    from . import _completion, _reporting, _trampoline, _waiting
+    from . import _completion, _reporting, _resolver, _trampoline, _waiting
 
     speedups.configure(
         future=Future,
@@ -467,6 +467,7 @@ def _accelerate() -> None:
         max_depth=_trampoline.MAX_INLINE_DEPTH,
         spin_us=_waiting.spin_us(),
     )
+    speedups.configure_devices(_device_plan.plan_for, _resolver.generation)  # devices= in C
     delattr(Future, "__init__")  # FutureBase's C __init__ calls the Python one with arguments
     for name in ("set_result", "wait", "value", "done", "add_done_callback", "then"):
         setattr(Future, name, FutureBase.__dict__[name])

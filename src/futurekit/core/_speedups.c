@@ -79,6 +79,7 @@
 #include "_speedups_src/waiter.h"
 #include "_speedups_src/future.h"
 #include "_speedups_src/calls.h"
+#include "_speedups_src/device.h"
 #include "_speedups_src/callbacks.h"
 #include "_speedups_src/dispatch.h"
 #include "_speedups_src/complete.h"
@@ -205,6 +206,8 @@ static PyMethodDef module_methods[] = {
      "Whether this interpreter may use the accelerator (the main interpreter only)."},
     {"after_fork_in_child", mod_after_fork_in_child, METH_NOARGS,
      "Replace the lock in a forked child (registered with os.register_at_fork)."},
+    {"configure_devices", (PyCFunction)mod_configure_devices, METH_VARARGS,
+     "configure_devices(plan_for, generation): Future(devices=...) in C."},
     {"configure", (PyCFunction)(void (*)(void))mod_configure, METH_VARARGS | METH_KEYWORDS,
      "Give the accelerator the pure-Python functions it falls back to."},
     {NULL, NULL, 0, NULL},

@@ -143,8 +143,11 @@ Future_dealloc(FutureObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Future(): a fresh future is all zeros (NULL reads as None); anything else,
- * devices= or backend= included, goes to the Python __init__. */
+static int device_init(FutureObject *self, PyObject *args, PyObject *kwds); /* device.h */
+
+/* Future(): a fresh future is all zeros (NULL reads as None); Future(devices=X) on a
+ * fresh future asks plan_for (device.h); anything else, backend= included, goes to
+ * the Python __init__. */
 static int
 Future_init(FutureObject *self, PyObject *args, PyObject *kwds)
 {
@@ -159,6 +162,9 @@ Future_init(FutureObject *self, PyObject *args, PyObject *kwds)
         }
         return 0;
     }
+    int handled = device_init(self, args, kwds);
+    if (handled)
+        return handled < 0 ? -1 : 0;
     if (py_init == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "futurekit._speedups is not configured");
         return -1;

@@ -20,6 +20,8 @@ Future_c_set_result(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
             return NULL;
         /* 0 (already complete) and 2 (not handled): the Python method raises or runs */
     }
+    else if (get_state(self) == PENDING && intact(self) && str_prepare != NULL)
+        return device_set_result(self, result); /* a device future (device.h) */
     return fallback1(py_set_result, (PyObject *)self, result, 1);
 }
 
@@ -27,6 +29,12 @@ static PyObject *
 Future_c_wait(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *timeout = timeout_arg(args, nargs, kwnames);
+    if (timeout == Py_None && intact(self) && !ISNONE(self->dev) &&
+        self->state == STATES[DONE] && str_sync != NULL) {
+        PyObject *res = device_wait_done(self); /* a done device future (device.h) */
+        if (res != NOT_HANDLED_DEV)
+            return res;
+    }
     if (timeout != NULL && intact(self) && ISNONE(self->dev)) {
         if (self->state == STATES[DONE] && timeout == Py_None)
             return Py_NewRef(self->value);
