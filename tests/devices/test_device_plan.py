@@ -329,3 +329,26 @@ def test_device_futures_return_their_memory(rec: Rec) -> None:
     finally:
         tracemalloc.stop()
     assert grown < 64 * 1024, f"{grown} bytes kept after 20,000 device futures"
+
+
+def test_the_compiled_weak_reference_loops_match_the_python_ones() -> None:
+    from futurekit.core import _accelerator
+
+    speedups = _accelerator.speedups
+    if speedups is None:
+        pytest.skip("the pure-Python core runs")
+
+    def py_alive(refs: list[Any]) -> list[Any]:
+        return [b for r in refs if (b := r()) is not None]
+
+    bufs = [Buf(Device("rec", 0), i) for i in range(6)]
+    refs = speedups.weak_refs(bufs)
+    assert [r() for r in refs] == bufs
+    del bufs[1], bufs[3]
+    gc.collect()
+    assert speedups.alive(refs) == py_alive(refs) == bufs
+    assert speedups.weak_refs(()) == [] and speedups.alive([]) == []
+    with pytest.raises(TypeError):
+        speedups.weak_refs([1, 2])  # ints cannot be weakly referenced: the caller keeps them
+    with pytest.raises(TypeError):
+        speedups.alive([object()])

@@ -36,6 +36,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ._accelerator import speedups
 from ._devices import Device
 from ._extract import find_buffers
 
@@ -50,13 +51,27 @@ logger = logging.getLogger("futurekit")
 _ref = weakref.ref
 
 
+def _weak_refs(buffers: Any) -> list[Any]:
+    return list(map(_ref, buffers))
+
+
+def _alive_refs(refs: list[Any]) -> list[Any]:
+    # no ``None in``: a tensor's __eq__ is costly
+    return [b for r in refs if (b := r()) is not None]
+
+
+if speedups is not None:  # the same two loops in C (~60 ns a buffer less)
+    _weak_refs = speedups.weak_refs
+    _alive_refs = speedups.alive
+
+
 def _weak(buffers: Any) -> tuple[Any, bool]:
     """``(weak references to buffers, True)``: torch keeps weak storage references too.
 
     Buffers that cannot be weakly referenced are kept strongly: ``(list, False)``.
     """
     try:
-        return list(map(_ref, buffers)), True
+        return _weak_refs(buffers), True
     except TypeError:
         return list(buffers), False
 
@@ -66,8 +81,7 @@ def _alive(group: tuple[Any, Any, bool]) -> Any:
     _, items, weak = group
     if not weak:
         return items
-    # buffers freed since set_result are skipped; no ``None in``: a tensor's __eq__ is costly
-    return [b for r in items if (b := r()) is not None]
+    return _alive_refs(items)  # buffers freed since set_result are skipped
 
 
 class DeviceState:

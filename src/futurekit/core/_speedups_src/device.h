@@ -182,3 +182,79 @@ mod_configure_devices(PyObject *mod, PyObject *args)
 }
 
 #endif /* FUTUREKIT_SPEEDUPS_DEVICE_H */
+
+/* -- weak references to a value's buffers (DeviceState._weak / _alive in C) ---------- */
+#ifndef FUTUREKIT_SPEEDUPS_DEVICE_WEAK_H
+#define FUTUREKIT_SPEEDUPS_DEVICE_WEAK_H
+
+/* weak_refs(seq) -> [weakref.ref(b) for b in seq]; TypeError if one cannot be. */
+static PyObject *
+mod_weak_refs(PyObject *mod, PyObject *seq)
+{
+    PyObject *fast = PySequence_Fast(seq, "weak_refs() needs a sequence");
+    if (fast == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) {
+        Py_DECREF(fast);
+        return NULL;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *ref = PyWeakref_NewRef(items[i], NULL);
+        if (ref == NULL) {
+            Py_DECREF(out);
+            Py_DECREF(fast);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, ref);
+    }
+    Py_DECREF(fast);
+    return out;
+}
+
+/* alive(refs) -> the referents still alive, in order (freed ones skipped). */
+static PyObject *
+mod_alive(PyObject *mod, PyObject *refs)
+{
+    if (!PyList_CheckExact(refs)) {
+        PyErr_SetString(PyExc_TypeError, "alive() needs a list of weak references");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(refs);
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *ref = PyList_GET_ITEM(refs, i);
+        if (!PyWeakref_Check(ref)) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_TypeError, "alive() needs a list of weak references");
+            return NULL;
+        }
+#if PY_VERSION_HEX >= 0x030D0000
+        PyObject *obj;
+        if (PyWeakref_GetRef(ref, &obj) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        if (obj == NULL)
+            continue;
+        int err = PyList_Append(out, obj);
+        Py_DECREF(obj);
+#else
+        PyObject *obj = PyWeakref_GET_OBJECT(ref); /* borrowed */
+        if (obj == Py_None)
+            continue;
+        int err = PyList_Append(out, obj);
+#endif
+        if (err < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+#endif /* FUTUREKIT_SPEEDUPS_DEVICE_WEAK_H */
