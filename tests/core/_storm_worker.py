@@ -36,7 +36,10 @@ FOLLOW = random.Random(0)
 
 
 def _handler(signum: int, frame: Any) -> None:
-    # not in the harness's own loop (CPython 3.13 checks signals at more places)
+    # Not in the harness's own loop (CPython 3.13 checks signals at more places); a
+    # handler run at the entry of this one (a second signal) looks where this one was.
+    while frame is not None and frame.f_code is _handler.__code__:
+        frame = frame.f_back
     if ARMED[0] and (frame is None or frame.f_code is not main.__code__):
         if FOLLOW.random() < 0.5:  # Ctrl-C pressed twice: the second lands 1-30 µs later
             signal.setitimer(signal.ITIMER_REAL, FOLLOW.uniform(1e-6, 30e-6))

@@ -38,18 +38,19 @@ WORKER = str(HERE / "_storm_worker.py")
 PROCS, GROUPS = 4, 25_000
 
 
-def _spawn(seed: int) -> subprocess.Popen[str]:
+def _spawn(seed: int, errors: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen(
-        [sys.executable, WORKER, str(GROUPS), str(seed)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,  # interrupts that land in finalizers are printed there
-        text=True,
-        env=env,
-    )
+    with errors.open("w") as stderr:  # interrupts that land in finalizers are printed there
+        return subprocess.Popen(
+            [sys.executable, WORKER, str(GROUPS), str(seed)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
 
 
-def _collect(proc: subprocess.Popen[str], seed: int) -> dict[str, Any]:
+def _collect(proc: subprocess.Popen[str], seed: int, errors: Path) -> dict[str, Any]:
     try:
         out, _ = proc.communicate(timeout=90)
     except subprocess.TimeoutExpired:
@@ -58,18 +59,20 @@ def _collect(proc: subprocess.Popen[str], seed: int) -> dict[str, Any]:
         return {"seed": seed, "hung_process": True}
     lines = [line for line in out.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        return {"seed": seed, "crashed": proc.returncode, "out": out[-2000:]}
+        err = errors.read_text()
+        return {"seed": seed, "crashed": proc.returncode, "out": out[-500:], "stderr": err[-3000:]}
     report: dict[str, Any] = json.loads(lines[-1])
     report["seed"] = seed
     return report
 
 
-def test_a_dense_sigint_storm_loses_no_internal_callbacks_effect() -> None:
+def test_a_dense_sigint_storm_loses_no_internal_callbacks_effect(tmp_path: Path) -> None:
     reports: list[dict[str, Any]] = []
     seeds = list(range(1, PROCS + 1))
     for i in range(0, PROCS, 2):
-        batch = [(seed, _spawn(seed)) for seed in seeds[i : i + 2]]
-        reports += [_collect(proc, seed) for seed, proc in batch]
+        errors = {seed: tmp_path / f"stderr-{seed}.txt" for seed in seeds[i : i + 2]}
+        batch = [(seed, _spawn(seed, errors[seed])) for seed in seeds[i : i + 2]]
+        reports += [_collect(proc, seed, errors[seed]) for seed, proc in batch]
     broken = [r for r in reports if "hung_process" in r or "crashed" in r]
     assert not broken, f"subprocesses that hung or crashed: {broken}"
     assert {r["core"] for r in reports} == {_accelerator.status}
