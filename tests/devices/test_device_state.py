@@ -91,9 +91,14 @@ def test_fake_backend_device_count_is_enforced(monkeypatch: pytest.MonkeyPatch) 
 def test_a_backend_with_a_bad_device_count_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, count: Any
 ) -> None:
+    from futurekit.backends import PluginLoadWarning
+
     _register(_Fake(count), monkeypatch)
-    with pytest.raises(BackendError, match=r"device_count\(\) returned"):
-        Future(devices=["fake:0"])
+    with (
+        pytest.warns(PluginLoadWarning, match=r"backend 'fake' failed.*device_count\(\)"),
+        pytest.raises(BackendError, match=r"device_count\(\) returned"),
+    ):
+        Future(devices=["fake:0"])  # refused when the backend is loaded, and warned
 
 
 def test_base_backend_default_is_one_device(monkeypatch: pytest.MonkeyPatch) -> None:
