@@ -96,8 +96,7 @@ mod_complete(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     if (kwnames == NULL &&
         (nargs == 3 || (nargs == 4 && args[3] == Py_None) ||
          (nargs == 5 && args[3] == Py_None && (args[4] == Py_True || args[4] == Py_False))) &&
-        PyObject_TypeCheck(args[0], &FutureType) && PyLong_CheckExact(args[1]) &&
-        intact((FutureObject *)args[0])) {
+        PyObject_TypeCheck(args[0], &FutureType) && PyLong_CheckExact(args[1])) {
         FutureObject *fut = (FutureObject *)args[0];
         long state = PyLong_AsLong(args[1]);
         if (state == DONE && fut->state == STATES[PENDING]) { /* failures arm a guard: Python */

@@ -22,7 +22,8 @@ headroom_ok(PyThreadState *ts)
 }
 
 /* Every field is set (``del fut._value`` and the like empty a field: the Python path
- * then raises the AttributeError the pure-Python core raises). */
+ * then raises the AttributeError the pure-Python core raises). The hot paths check
+ * only the fields they read (REGS_SET, COMPLETE_FIELDS_SET), the others all of them. */
 static inline int
 intact(FutureObject *f)
 {
@@ -30,6 +31,11 @@ intact(FutureObject *f)
            f->cbs != NULL && f->rm != NULL && f->waiters != NULL && f->dev != NULL &&
            f->guard != NULL;
 }
+
+/* The fields a registration reads (state and dev are compared to non-NULL objects). */
+#define REGS_SET(f) ((f)->cb1 != NULL && (f)->cbs != NULL)
+/* The fields complete() reads, as the Python complete() reads them. */
+#define COMPLETE_FIELDS_SET(f) (REGS_SET(f) && (f)->rm != NULL && (f)->waiters != NULL)
 
 /* complete(..., run=False) of a future with registrations (a then-child completed by
  * the Python drain): publish, and push the registrations as one batch
@@ -125,7 +131,7 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
 {
     PyObject *st = NULL, *pending = NULL;
     long depth = 0;
-    if (!intact(self) || !ISNONE(self->dev))
+    if (self->dev != Py_None || !COMPLETE_FIELDS_SET(self))
         return 2;
     int has_regs = !ISNONE(self->cb1) || !ISNONE(self->rm);
     if (has_regs && !run)
@@ -199,7 +205,8 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
         Py_DECREF(reg);
     }
     /* a wait inside a callback may have spilled the rest onto the stack */
-    drain_above(st, depth, &fr, &interrupt);
+    if (PyList_GET_SIZE(pending) > fr.mark)
+        drain_above(st, depth, &fr, &interrupt);
     ts->frames = fr.outer;
     Py_XDECREF(fr.rm_values);
     Py_XDECREF(cb1);

@@ -96,7 +96,8 @@ next_registration(DispatchFrame *fr, PyObject **interrupt)
     for (;;) {
         switch (fr->phase) {
         case 0:
-            fr->phase = 1;
+            /* most futures have one registration: nothing after it, no more visits */
+            fr->phase = PyList_CheckExact(fr->cbs) ? 1 : PyDict_CheckExact(fr->rm) ? 2 : 3;
             if (!ISNONE(fr->cb1))
                 return Py_NewRef(fr->cb1);
             break;
@@ -328,7 +329,8 @@ dispatch(PyObject *st, long depth, DispatchFrame *fr, PyObject *reg, PyObject **
         }
         Py_DECREF(batch);
     }
-    drain_above(st, depth, fr, interrupt);
+    if (PyList_GET_SIZE(((ThreadStateObject *)st)->pending) > fr->mark)
+        drain_above(st, depth, fr, interrupt);
 }
 
 

@@ -12,7 +12,7 @@ Future_c_set_result(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
     if (nargs != 1 || kwnames != NULL) /* set_result(result=...), or a wrong call */
         return fallback(py_set_result, (PyObject *)self, args, nargs, kwnames);
     PyObject *result = args[0];
-    if (get_state(self) == PENDING && ISNONE(self->dev)) {
+    if (get_state(self) == PENDING && self->dev == Py_None) {
         int r = fast_complete(self, DONE, result, 1);
         if (r == 1)
             Py_RETURN_NONE;
@@ -29,15 +29,17 @@ static PyObject *
 Future_c_wait(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *timeout = timeout_arg(args, nargs, kwnames);
-    if (timeout == Py_None && intact(self) && !ISNONE(self->dev) &&
-        self->state == STATES[DONE] && str_sync != NULL) {
+    /* the hot path first: a done CPU future (its value field set) */
+    if (timeout == Py_None && self->state == STATES[DONE] && self->dev == Py_None &&
+        self->value != NULL)
+        return Py_NewRef(self->value);
+    if (timeout == Py_None && self->state == STATES[DONE] && !ISNONE(self->dev) &&
+        intact(self) && str_sync != NULL) {
         PyObject *res = device_wait_done(self); /* a done device future (device.h) */
         if (res != NOT_HANDLED_DEV)
             return res;
     }
     if (timeout != NULL && intact(self) && ISNONE(self->dev)) {
-        if (self->state == STATES[DONE] && timeout == Py_None)
-            return Py_NewRef(self->value);
 #ifdef FK_FUTEX
         if (self->state == STATES[PENDING] && py_timed_out != NULL) {
             PyObject *res = block_wait(self, timeout);
@@ -123,7 +125,7 @@ static PyObject *
 Future_c_add_done_callback(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
                            PyObject *kwnames)
 {
-    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] && intact(self) &&
+    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] && REGS_SET(self) &&
         PyCallable_Check(args[0]) && append_reg(self, args[0]))
         Py_RETURN_NONE;
     return fallback(py_add_done_callback, (PyObject *)self, args, nargs, kwnames);
@@ -134,10 +136,9 @@ Future_c_add_done_callback(FutureObject *self, PyObject *const *args, Py_ssize_t
 static PyObject *
 Future_c_then(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs == 1 && kwnames == NULL && !intact(self)) /* a deleted field: Python raises */
-        return fallback(py_then, (PyObject *)self, args, nargs, kwnames);
-    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] && ISNONE(self->dev) &&
-        future_type != NULL && PyCallable_Check(args[0])) {
+    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] &&
+        self->dev == Py_None && REGS_SET(self) && future_type != NULL &&
+        PyCallable_Check(args[0])) {
         PyObject *child = future_type->tp_alloc(future_type, 0);
         if (child == NULL)
             return NULL;
@@ -154,7 +155,7 @@ Future_c_then(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
         Py_DECREF(child);
     }
     else if (nargs == 1 && kwnames == NULL && self->state == STATES[DONE] &&
-             ISNONE(self->dev) && future_type != NULL && PyCallable_Check(args[0])) {
+             self->dev == Py_None && future_type != NULL && PyCallable_Check(args[0])) {
         /* a completed CPU parent, an inline callback: nobody else can see the child
          * yet, so it is filled in directly (as the Python then() does) */
         PyObject *child = future_type->tp_alloc(future_type, 0);
@@ -206,7 +207,7 @@ mod_register_each(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(futs); i++) {
         PyObject *f = PyList_GET_ITEM(futs, i);
         if (PyObject_TypeCheck(f, &FutureType) &&
-            ((FutureObject *)f)->state == STATES[PENDING] && intact((FutureObject *)f)) {
+            ((FutureObject *)f)->state == STATES[PENDING] && REGS_SET((FutureObject *)f)) {
             Py_INCREF(f);
             int done = append_reg((FutureObject *)f, reg);
             Py_DECREF(f);
