@@ -226,12 +226,10 @@ def complete(
         # A registration arrived between the peek and the lock: allocate, then retry.
     # Drain here, unless the caller's drain takes the batch next or it is too deep.
     here = batch is not None and run and st.depth < _MAX_DEPTH
-    guard = state == FAILED and not fut._observed
-    first: BaseException | None = None
     try:
         if waiters is not None:
             wake(waiters)
-        if guard:
+        if state == FAILED and not fut._observed:
             _arm_guard(fut, value)
         if here:
             _drain(st, len(pending) - 1 if st.depth else 0)
@@ -253,8 +251,8 @@ def complete(
                     extra += _HEADROOM
                 if waiters is not None:
                     wake(waiters)
-                if guard:
-                    _arm_guard(fut, value)
+                if state == FAILED:
+                    _arm_guard(fut, value)  # idempotent; not if observed meanwhile
                 if here:
                     at = _position(pending, batch)
                     if at >= 0:
@@ -269,8 +267,8 @@ def complete(
                 again = exc2
         if extra:
             _restore_limit(extra)
-    if first is not None:
-        raise first
+        if first is not None:
+            raise first  # noqa: B904 - the interrupt as it was raised, nothing chained
     return True
 
 
