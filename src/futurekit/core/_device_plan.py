@@ -318,26 +318,29 @@ def _record_values(backend: Any) -> Callable[[Sequence[Any], Any], None] | None:
     return record_values
 
 
-def _stream_switch(backend: Any) -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
-    enter = getattr(backend, "enter_streams", None)
-    leave = getattr(backend, "exit_streams", None)
+def _switch(
+    backend: Any, what: str, use_name: str
+) -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
+    """``(enter, exit)`` for streams or the device: the backend's own ``enter_<what>`` /
+    ``exit_<what>`` pair, else one made from its context manager ``use_name``, else
+    nothing at all (BackendBase's defaults, which change nothing).
+    """
+    enter = getattr(backend, f"enter_{what}", None)
+    leave = getattr(backend, f"exit_{what}", None)
     if enter is not None and leave is not None and not getattr(enter, "futurekit_default", 0):
         return enter, leave
-    use = getattr(backend, "use_streams", None)
+    use = getattr(backend, use_name, None)
     if use is None or getattr(use, "futurekit_default", False):
         return _nothing, _nothing
     return _enter_with(use), _exit_with
+
+
+def _stream_switch(backend: Any) -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
+    return _switch(backend, "streams", "use_streams")
 
 
 def _device_switch(backend: Any) -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
-    enter = getattr(backend, "enter_device", None)
-    leave = getattr(backend, "exit_device", None)
-    if enter is not None and leave is not None and not getattr(enter, "futurekit_default", 0):
-        return enter, leave
-    use = getattr(backend, "use_device", None)
-    if use is None or getattr(use, "futurekit_default", False):
-        return _nothing, _nothing
-    return _enter_with(use), _exit_with
+    return _switch(backend, "device", "use_device")
 
 
 def _nothing(arg: Any) -> None:

@@ -40,30 +40,15 @@ class NoopBuffer:
 
 
 def _noop_backend_class() -> type:
-    from futurekit.backends import BackendBase
+    from futurekit.backends.cpu import CpuBackend
 
-    class NoopBackend(BackendBase):
-        """Every primitive does nothing; ``device_of`` answers like a tensor's ``.device``."""
+    class NoopBackend(CpuBackend):
+        """The cpu backend's no-op primitives; ``device_of`` answers like a tensor's ``.device``."""
 
         device_type = "noop"
 
         def device_count(self) -> int:
             return 1
-
-        def current_stream(self, device: Any) -> Any:
-            return None
-
-        def record_event(self, stream: Any) -> Any:
-            return None
-
-        def wait_event(self, stream: Any, event: Any) -> None:
-            return None
-
-        def query_event(self, event: Any) -> bool:
-            return True
-
-        def synchronize_event(self, event: Any) -> None:
-            return None
 
         def device_of(self, obj: Any) -> Any:
             return obj.device if type(obj) is NoopBuffer else None
