@@ -321,9 +321,11 @@ def _record_values(backend: Any) -> Callable[[Sequence[Any], Any], None] | None:
 def _switch(
     backend: Any, what: str, use_name: str
 ) -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
-    """``(enter, exit)`` for streams or the device: the backend's own ``enter_<what>`` /
-    ``exit_<what>`` pair, else one made from its context manager ``use_name``, else
-    nothing at all (BackendBase's defaults, which change nothing).
+    """``(enter, exit)`` for streams or the device.
+
+    The backend's own ``enter_<what>`` / ``exit_<what>`` pair, else one made from its
+    context manager ``use_name``, else nothing at all (BackendBase's defaults, which
+    change nothing).
     """
     enter = getattr(backend, f"enter_{what}", None)
     leave = getattr(backend, f"exit_{what}", None)
