@@ -230,16 +230,11 @@ class TorchBackend(BackendBase):
     @contextlib.contextmanager
     def use_device(self, device: Device) -> Iterator[None]:
         """Make ``device`` torch's current device for the block, restoring the previous one."""
-        api = self._api
-        previous = api.get_device()
-        if previous == device.index:
-            yield
-            return
-        api.set_device(device.index)
+        token = self.enter_device(device)
         try:
             yield
         finally:
-            api.set_device(previous)
+            self.exit_device(token)
 
     # -- streams --------------------------------------------------------------------
     def current_stream(self, device: Device) -> Any:

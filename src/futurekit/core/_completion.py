@@ -444,9 +444,7 @@ def _run_step(fut: FutureBase, payload: Any, child: Any, step: _Step, adopt: Any
     elif step is SETTLE:
         if adopt is not None:
             adopt(child, payload)
-        elif child._dev is None:
-            complete(child, DONE, payload, None, False)
-        else:
+        else:  # resolve() is complete() for a CPU child
             resolve(child, payload, False)
     else:
         _fail_child(fut, child, payload)
@@ -723,9 +721,7 @@ def _run_device_link(fut: FutureBase, fn: Any, child: Any, adopt: Any) -> None:
             return
         if adopt is not None:
             adopt(child, outcome)
-        elif child._dev is None:
-            complete(child, DONE, outcome, None, False)
-        else:
+        else:  # a device future's child is a device future: resolve() records its events
             resolve(child, outcome, False)
     finally:
         streams.__exit__(None, None, None)
