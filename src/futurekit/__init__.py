@@ -15,10 +15,8 @@ from .core._errors import (
     BackendError,
     BackendUnavailableError,
     CallbackError,
-    CancelledError,
     InvalidDeviceError,
     InvalidFutureError,
-    InvalidStateError,
     NotAnExceptionError,
     TimeoutError,
     UnwrapCycleError,
@@ -29,6 +27,7 @@ from .core._resolver import install as _install_resolver
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
 if TYPE_CHECKING:
+    from .core._errors import CancelledError, InvalidStateError
     from .core._interop import from_asyncio, from_concurrent, from_torch
 
 __all__ = (
@@ -56,6 +55,8 @@ __all__ = (
 )
 
 _LAZY = {"from_asyncio", "from_concurrent", "from_torch"}
+# subclasses of concurrent.futures' classes, made on first use (see core._errors)
+_LAZY_ERRORS = {"CancelledError", "InvalidStateError"}
 
 
 def _backend(device_type: str, name: str | None) -> object:
@@ -81,6 +82,12 @@ _install_resolver(_Resolver(_backend, _int_type, _describe))
 
 
 def __getattr__(name: str) -> object:
+    if name in _LAZY_ERRORS:
+        from .core import _errors
+
+        value = getattr(_errors, name)
+        globals()[name] = value
+        return value
     if name in _LAZY:
         from .core import _interop
 
@@ -91,8 +98,12 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'futurekit' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY | _LAZY_ERRORS)
+
+
 for _name in __all__:
-    if _name in _LAZY:
+    if _name in _LAZY or _name in _LAZY_ERRORS:
         continue
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("futurekit."):

@@ -9,13 +9,12 @@ part of ``Future`` it uses by its shape (:class:`Source`), never by importing it
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-
 from ._completion import CANCELLED, DONE, FutureBase, InternalCallback
 from ._registration import register, retrieved
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:
+    import concurrent.futures as cf
     from typing import Any, Protocol, TypeVar
 
     from ._devices import Device
@@ -122,8 +121,10 @@ def to_concurrent(fut: Source[T]) -> cf.Future[T]:
     Raises:
         TypeError: ``fut`` is not a futurekit Future.
     """
+    import concurrent.futures  # imported on first use: it is most of import futurekit
+
     core = _check(fut, "to_concurrent")
-    out: cf.Future[T] = cf.Future()
+    out: cf.Future[T] = concurrent.futures.Future()
 
     def _back(other: cf.Future[T]) -> None:
         if other.cancelled():
@@ -162,8 +163,11 @@ class _ToConcurrent(InternalCallback):
                 self.out.set_result(outcome)
             else:
                 self.out.set_exception(outcome)
-        except cf.InvalidStateError:  # cancelled meanwhile
-            pass
+        except Exception as exc:
+            import concurrent.futures  # imported already: self.out is one of its futures
+
+            if not isinstance(exc, concurrent.futures.InvalidStateError):
+                raise  # else it was cancelled meanwhile
 
 
 # -- asyncio -------------------------------------------------------------------------

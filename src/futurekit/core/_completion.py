@@ -24,9 +24,9 @@ This module is the one place where a future changes state (see ``docs/design.md`
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
-import threading
 
 from . import _trampoline
 from ._accelerator import speedups
@@ -62,7 +62,7 @@ FAILED = 2
 CANCELLED = 3
 
 #: With the accelerator, the compiled module's lock, which its fast paths share.
-_raw_lock = threading.Lock() if speedups is None else speedups.lock
+_raw_lock = _thread.allocate_lock() if speedups is None else speedups.lock
 
 
 class _Lock:
@@ -102,7 +102,7 @@ def _after_fork_in_child() -> None:
     if speedups is not None:
         speedups.after_fork_in_child()  # the fast paths and _Lock share the C lock
         return
-    fresh = threading.Lock()
+    fresh = _thread.allocate_lock()
     for name in ("__enter__", "__exit__", "acquire", "release", "locked"):
         setattr(_Lock, name, getattr(fresh, name))
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import builtins
-import concurrent.futures
+import sys
+
+TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
+if TYPE_CHECKING:
+    import concurrent.futures
 
 __all__ = [
     "BackendError",
@@ -23,15 +27,6 @@ ALREADY_COMPLETED = (
     "Note that a Future can only be marked completed once."
 )
 CALLBACK_ERROR_PREFIX = "Got the following error when running the callback: "
-
-
-class InvalidStateError(RuntimeError, concurrent.futures.InvalidStateError):
-    """The future is in the wrong state for the operation.
-
-    Raised when a completed future is completed again (torch's ``RuntimeError``
-    and message) and when ``value()`` is called before completion. It is both a
-    ``RuntimeError`` (as in torch) and a ``concurrent.futures.InvalidStateError``.
-    """
 
 
 class NotAnExceptionError(TypeError, AssertionError):
@@ -66,10 +61,19 @@ class CallbackError(RuntimeError):
         return err
 
 
-#: futurekit error types whose torch counterpart has another name.
+def is_concurrent_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``concurrent.futures.CancelledError`` (futurekit's included).
+
+    Does not import concurrent.futures: if it is not imported, nothing can be one.
+    """
+    cf = sys.modules.get("concurrent.futures")
+    return cf is not None and isinstance(exc, cf.CancelledError)
+
+
+#: futurekit error types whose torch counterpart has another name (InvalidStateError
+#: joins when it is made).
 _TORCH_NAMES: dict[type[BaseException], str] = {
     CallbackError: "RuntimeError",
-    InvalidStateError: "RuntimeError",
     NotAnExceptionError: "AssertionError",
 }
 
@@ -84,10 +88,6 @@ class UnwrapCycleError(RuntimeError):
 
 class TimeoutError(builtins.TimeoutError):
     """A wait with a timeout ran out of time; the future is unaffected."""
-
-
-class CancelledError(concurrent.futures.CancelledError):
-    """The future was cancelled with :meth:`futurekit.Future.cancel`."""
 
 
 class InvalidDeviceError(ValueError, RuntimeError):
@@ -116,3 +116,64 @@ class InvalidFutureError(TypeError, RuntimeError):
     torch raises ``RuntimeError("Future can't be None")`` for ``None``; this class
     is both that and a ``TypeError``.
     """
+
+
+# CancelledError and InvalidStateError subclass concurrent.futures' classes, and
+# importing concurrent.futures (with logging, threading, re, traceback ...) is three
+# quarters of ``import futurekit``. So the two classes are made on first use, through
+# this module's ``__getattr__`` (PEP 562): the core raises them as ``_errors.X``, and
+# a program that never meets one never imports concurrent.futures for them.
+if TYPE_CHECKING:
+
+    class InvalidStateError(RuntimeError, concurrent.futures.InvalidStateError):
+        """The future is in the wrong state for the operation.
+
+        Raised when a completed future is completed again (torch's ``RuntimeError``
+        and message) and when ``value()`` is called before completion. It is both a
+        ``RuntimeError`` (as in torch) and a ``concurrent.futures.InvalidStateError``.
+        """
+
+    class CancelledError(concurrent.futures.CancelledError):
+        """The future was cancelled with :meth:`futurekit.Future.cancel`."""
+
+else:
+    _LAZY_ERRORS = ("CancelledError", "InvalidStateError")
+    _INVALID_STATE_DOC = """The future is in the wrong state for the operation.
+
+    Raised when a completed future is completed again (torch's ``RuntimeError``
+    and message) and when ``value()`` is called before completion. It is both a
+    ``RuntimeError`` (as in torch) and a ``concurrent.futures.InvalidStateError``.
+    """
+
+    def _make_lazy_errors() -> None:
+        import concurrent.futures
+
+        class InvalidStateError(RuntimeError, concurrent.futures.InvalidStateError):
+            pass
+
+        class CancelledError(concurrent.futures.CancelledError):
+            pass
+
+        InvalidStateError.__doc__ = _INVALID_STATE_DOC
+        CancelledError.__doc__ = "The future was cancelled with :meth:`futurekit.Future.cancel`."
+        for cls in (InvalidStateError, CancelledError):
+            cls.__module__ = "futurekit"  # as for every public name (futurekit/__init__)
+            cls.__qualname__ = cls.__name__
+        if "CancelledError" not in globals():  # else a signal handler made them meanwhile
+            _TORCH_NAMES[InvalidStateError] = "RuntimeError"
+            globals().update(InvalidStateError=InvalidStateError, CancelledError=CancelledError)
+
+    def __getattr__(name: str) -> object:
+        if name in _LAZY_ERRORS:
+            with _MAKING:  # two threads at once still get one class
+                if name not in globals():
+                    _make_lazy_errors()
+            return globals()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(_LAZY_ERRORS))
+
+    import _thread
+
+    _MAKING = _thread.RLock()  # reentrant: a signal handler may meet one while we make them

@@ -8,9 +8,8 @@ This module is the public face only: state changes go through
 from __future__ import annotations
 
 import sys
-from types import GenericAlias
 
-from . import _bridges, _device_plan
+from . import _bridges, _device_plan, _errors
 from ._accelerator import speedups
 from ._completion import (
     CANCELLED,
@@ -25,8 +24,6 @@ from ._completion import (
 from ._device_plan import plan_for
 from ._errors import (
     ALREADY_COMPLETED,
-    CancelledError,
-    InvalidStateError,
     NotAnExceptionError,
     TimeoutError,
 )
@@ -55,7 +52,7 @@ else:
         """Makes ``Future[int]`` work without importing typing."""
 
         __slots__ = ()
-        __class_getitem__ = classmethod(GenericAlias)
+        __class_getitem__ = classmethod(type(list[int]))  # types.GenericAlias, unimported
 
 
 __all__ = ["Future", "InternalCallback"]
@@ -112,18 +109,18 @@ class Future(_GenericBase[T], FutureBase):
         dev = self._dev
         if dev is None:
             if not complete(self, DONE, result):
-                raise InvalidStateError(ALREADY_COMPLETED)
+                raise _errors.InvalidStateError(ALREADY_COMPLETED)
             return
         if self._state:  # resolve(), inlined: the device hot path
-            raise InvalidStateError(ALREADY_COMPLETED)
+            raise _errors.InvalidStateError(ALREADY_COMPLETED)
         try:
             prepared = dev.prepare(result)
         except Exception as exc:  # a buffer on a foreign device, a backend error
             if not complete(self, FAILED, exc):
-                raise InvalidStateError(ALREADY_COMPLETED) from None
+                raise _errors.InvalidStateError(ALREADY_COMPLETED) from None
             return
         if not complete(self, DONE, result, prepared):
-            raise InvalidStateError(ALREADY_COMPLETED)
+            raise _errors.InvalidStateError(ALREADY_COMPLETED)
 
     def set_exception(self, result: BaseException) -> None:
         """Complete the future with an error: ``wait()``/``value()`` raise ``result`` itself.
@@ -140,7 +137,7 @@ class Future(_GenericBase[T], FutureBase):
         if late_limit[1]:  # extra recursion limit a frame at the limit could not take back
             fix_limit()
         if not done:
-            raise InvalidStateError(ALREADY_COMPLETED)
+            raise _errors.InvalidStateError(ALREADY_COMPLETED)
 
     def cancel(self) -> bool:
         """Cancel a pending future: it fails with :class:`CancelledError` and runs callbacks.
@@ -151,7 +148,7 @@ class Future(_GenericBase[T], FutureBase):
         """
         if self._state:
             return False
-        done = complete(self, CANCELLED, CancelledError("Future was cancelled"))
+        done = complete(self, CANCELLED, _errors.CancelledError("Future was cancelled"))
         if late_limit[1]:
             fix_limit()
         return done
@@ -236,7 +233,7 @@ class Future(_GenericBase[T], FutureBase):
             return value
         if state:
             self._raise()
-        raise InvalidStateError(
+        raise _errors.InvalidStateError(
             "Future.value() was called before the future completed; call wait() to "
             "block until it completes, or check done() first"
         )

@@ -7,11 +7,9 @@ report is itself reported on ``sys.stderr`` and never stops the completion path.
 
 from __future__ import annotations
 
-import logging
 import sys
-from concurrent.futures import CancelledError as _AnyCancelledError
 
-from ._errors import CALLBACK_ERROR_PREFIX
+from ._errors import CALLBACK_ERROR_PREFIX, is_concurrent_cancellation
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
 if TYPE_CHECKING:
@@ -25,7 +23,25 @@ __all__ = [
     "report_stream_error",
 ]
 
-logger = logging.getLogger("futurekit")
+_ERROR = 40  # logging.ERROR and logging.WARNING: importing logging costs 5-15 ms,
+_WARNING = 30  # so it waits for the first failed future or callback error (logger())
+
+_logger: Any = None
+
+
+def logger() -> Any:
+    """The ``futurekit`` logger (``logging`` is imported on the first call).
+
+    Called when a future first fails (by :class:`ErrorGuard`), so that a warning given
+    later from a finalizer, possibly during a garbage collection or at shutdown, never
+    has to import a module.
+    """
+    global _logger
+    if _logger is None:
+        import logging
+
+        _logger = logging.getLogger("futurekit")
+    return _logger
 
 
 def _last_resort(what: str, exc: BaseException) -> None:
@@ -69,19 +85,20 @@ def _log(level: int, msg: str, args: tuple[Any, ...], exc: BaseException) -> Non
     The record carries ``exc_info`` as usual; its ``exc_text`` is set here, so the
     standard formatters print it instead of formatting the traceback themselves.
     """
-    if not logger.isEnabledFor(level):
+    log = _logger if _logger is not None else logger()
+    if not log.isEnabledFor(level):
         return
-    record = logger.makeRecord(
-        logger.name, level, __file__, 0, msg, args, (type(exc), exc, exc.__traceback__)
+    record = log.makeRecord(
+        log.name, level, __file__, 0, msg, args, (type(exc), exc, exc.__traceback__)
     )
     record.exc_text = _plain_traceback(exc)
-    logger.handle(record)
+    log.handle(record)
 
 
 def report_callback_error(exc: BaseException) -> None:
     """Log an ``add_done_callback`` error (torch swallows and logs them too)."""
     try:
-        _log(logging.ERROR, "%s%s: %s", (CALLBACK_ERROR_PREFIX, type(exc).__name__, exc), exc)
+        _log(_ERROR, "%s%s: %s", (CALLBACK_ERROR_PREFIX, type(exc).__name__, exc), exc)
     except Exception as log_exc:  # e.g. no stack left for the logging machinery
         try:
             _last_resort("a callback raised " + type(exc).__name__, log_exc)
@@ -93,7 +110,7 @@ def report_stream_error(callback: object, exc: BaseException) -> None:
     """Log that a backend could not set up the streams a callback must run under."""
     try:
         _log(
-            logging.ERROR,
+            _ERROR,
             "the device backend could not set up streams for callback %r, which was "
             "therefore not run: %s: %s",
             (callback, type(exc).__name__, exc),
@@ -109,7 +126,7 @@ def report_stream_error(callback: object, exc: BaseException) -> None:
 def from_cancellation(exc: BaseException) -> bool:
     """Whether ``exc`` is a cancellation or was caused by one (those are not warned about)."""
     for _ in range(32):
-        if isinstance(exc, _AnyCancelledError):
+        if is_concurrent_cancellation(exc):
             return True
         cause = exc.__cause__
         if cause is None:
@@ -131,6 +148,8 @@ class ErrorGuard:
     def __init__(self, exc: BaseException, where: int) -> None:
         self.exc: BaseException | None = exc
         self.where = where
+        if _logger is None:  # now, not in the finalizer
+            logger()
 
     def __del__(self) -> None:
         exc = getattr(self, "exc", None)  # unset if __init__ was interrupted
@@ -145,7 +164,7 @@ class ErrorGuard:
             except Exception:  # pragma: no cover - exotic exception types
                 pass
             _log(
-                logging.WARNING,
+                _WARNING,
                 "Future exception was never retrieved: <futurekit.Future failed %s at %#x>",
                 (_safe_repr(exc), self.where),
                 exc,

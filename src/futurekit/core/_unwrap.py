@@ -14,9 +14,9 @@ provide them fails the target with its error.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import sys
 
+from . import _errors
 from ._completion import (
     CANCELLED,
     DONE,
@@ -27,7 +27,7 @@ from ._completion import (
     resolve,
     under_streams,
 )
-from ._errors import CancelledError, UnwrapCycleError
+from ._errors import UnwrapCycleError, is_concurrent_cancellation
 from ._registration import register
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms at import futurekit
@@ -55,7 +55,7 @@ def adopt(
             return
         seen[result] = came_from
         register(result, _Forward(child, seen))
-    elif isinstance(result, cf.Future):
+    elif _is_concurrent_future(result):
         result.add_done_callback(Follow(child, "concurrent", seen))
     elif _is_torch_future(result):
         result.add_done_callback(FollowTorch(child, seen))
@@ -69,6 +69,11 @@ def _cycle_message(again: Any, seen: dict[Any, Any]) -> str:
         f"followed ({again!r}); {len(seen)} future(s) form a cycle, so the child "
         "could never complete"
     )
+
+
+def _is_concurrent_future(obj: object) -> bool:
+    cf = sys.modules.get("concurrent.futures")  # not imported: no such future exists
+    return cf is not None and isinstance(obj, cf.Future)
 
 
 def _is_torch_future(obj: object) -> bool:
@@ -92,7 +97,7 @@ class _Forward(InternalCallback):
             complete(target, state, src._value)
             return
         value = src._value
-        if isinstance(value, (FutureBase, cf.Future)) or _is_torch_future(value):
+        if isinstance(value, FutureBase) or _is_concurrent_future(value) or _is_torch_future(value):
             adopt(target, value, self.seen, src)
         else:
             hand_over(src, target, value)
@@ -153,7 +158,7 @@ class Follow(_Follower):
 
     def __call__(self, src: Any) -> None:
         if src.cancelled():
-            error = CancelledError(f"{self.what} future was cancelled")
+            error = _errors.CancelledError(f"{self.what} future was cancelled")
             complete(self.target, CANCELLED, error)
             return
         exc = src.exception()
@@ -176,11 +181,8 @@ class FollowTorch(_Follower):
         target = self.target
         try:
             value = tf.value()
-        except cf.CancelledError as exc:
-            complete(target, CANCELLED, exc)
-            return
-        except Exception as exc:
-            complete(target, FAILED, exc)
+        except Exception as exc:  # torch's cancellation is concurrent.futures'
+            complete(target, CANCELLED if is_concurrent_cancellation(exc) else FAILED, exc)
             return
         dev = target._dev
         if dev is None:

@@ -34,7 +34,7 @@ Progress = Callable[[str], None]
 
 #: ``import futurekit`` in a fresh interpreter takes less than this (ms), and loads
 #: none of torch, cuda, pluggy.
-IMPORT_MS = 20.0
+IMPORT_MS = 15.0
 #: A 1,000,000-link ``then`` chain peaks below this many MB (10**6 bytes, tracemalloc);
 #: shorter chains (quick mode) get the same budget per link.
 CHAIN_PEAK_MB_PER_MILLION_LINKS = 200.0
