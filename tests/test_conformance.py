@@ -208,11 +208,9 @@ def test_core_not_syncing_current_streams_fails(monkeypatch):
 
 
 def test_core_running_callbacks_without_pool_streams_fails(monkeypatch):
-    @contextlib.contextmanager
-    def no_streams(self):
-        yield
-
-    monkeypatch.setattr(_device_state.DeviceState, "callback_streams", no_streams)
+    # the core enters and leaves a callback's streams with this pair: it does nothing
+    monkeypatch.setattr(_device_state.DeviceState, "enter_callback", lambda self: None)
+    monkeypatch.setattr(_device_state.DeviceState, "exit_callback", lambda self, token: None)
     message = fails("callback streams", "sim")
     assert "pool stream" in message
 

@@ -294,10 +294,15 @@ def resolve(fut: FutureBase, value: Any, run: bool = True) -> bool:
     if fut._state:
         return False
     try:
-        prepared = dev.prepare(value)
+        prepared = dev.prepare(value) if _prepare is None else _prepare(dev, value)
     except Exception as exc:
         return complete(fut, FAILED, exc, None, run)
     return complete(fut, DONE, value, prepared, run)
+
+
+#: The accelerator's ``prepare(state, value)``: ``state.prepare(value)`` in C for one
+#: buffer (None with the pure-Python core).
+_prepare = None if speedups is None else speedups.prepare
 
 
 def wake(waiters: dict[int, Any]) -> None:
@@ -557,7 +562,10 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
                             if where is not _HERE:
                                 cstate = PENDING
                                 owed = child
-                                _run_link_elsewhere(fut, reg)
+                                if where is None:  # a device future's inline link
+                                    _run_device_link(fut, fn, child, adopt)
+                                else:
+                                    _run_link_elsewhere(fut, reg)
                                 owed = None
                                 continue
                         cstate = PENDING
@@ -680,8 +688,7 @@ def _run_on_streams(fut: FutureBase, cb: Any) -> None:
     dev = fut._dev
     assert dev is not None
     try:
-        streams = dev.callback_streams()
-        streams.__enter__()
+        token = dev.enter_callback()  # dev.callback_streams(), without the object
     except Exception as err:  # the backend cannot give this callback its streams
         report_stream_error(cb, err)
         return
@@ -690,7 +697,7 @@ def _run_on_streams(fut: FutureBase, cb: Any) -> None:
     except Exception as exc:  # torch swallows and logs these errors
         report_callback_error(exc)
     finally:
-        streams.__exit__(None, None, None)
+        dev.exit_callback(token)
 
 
 def _run_device_link(fut: FutureBase, fn: Any, child: Any, adopt: Any) -> None:
@@ -705,8 +712,7 @@ def _run_device_link(fut: FutureBase, fn: Any, child: Any, adopt: Any) -> None:
     """
     dev = fut._dev
     try:
-        streams = dev.callback_streams()  # type: ignore[union-attr]
-        streams.__enter__()
+        token = dev.enter_callback()  # type: ignore[union-attr]
     except Exception as err:  # the backend cannot set up streams: the child fails with it
         report_stream_error(fn, err)
         complete(child, FAILED, err)
@@ -724,7 +730,7 @@ def _run_device_link(fut: FutureBase, fn: Any, child: Any, adopt: Any) -> None:
         else:  # a device future's child is a device future: resolve() records its events
             resolve(child, outcome, False)
     finally:
-        streams.__exit__(None, None, None)
+        dev.exit_callback(token)  # type: ignore[union-attr]
 
 
 def _run_link_elsewhere(fut: FutureBase, link: tuple[Any, Any, Any, Any]) -> None:

@@ -17,6 +17,7 @@ that returns something other than a :class:`Device` (or ``None``), a
 from __future__ import annotations
 
 from . import _resolver
+from ._accelerator import speedups
 from ._devices import Device, parse_devices
 from ._errors import BackendError, InvalidDeviceError
 
@@ -156,6 +157,22 @@ def _bind(backend: Any, name: str) -> Any:
     return method
 
 
+_STATE_TYPE: Any = None
+
+
+def _state_type() -> type[DeviceState]:
+    """``DeviceState``, imported on first use (it is heavy), and handed to the accelerator."""
+    global _STATE_TYPE
+    if _STATE_TYPE is None:
+        from ._device_state import DeviceState
+
+        if speedups is not None:  # prepare() and sync_current() for one buffer, in C
+            speedups.configure_states(DeviceState, DevicePlan)
+        _STATE_TYPE = DeviceState
+    state_type: type[DeviceState] = _STATE_TYPE
+    return state_type
+
+
 class DevicePlan:
     """The backend, the devices and the bound backend methods of one ``devices=``.
 
@@ -189,8 +206,7 @@ class DevicePlan:
     )
 
     def __init__(self, backend: Any, devices: Sequence[Device], generation: int = -1) -> None:
-        from ._device_state import DeviceState
-
+        DeviceState = _state_type()
         devices = tuple(devices)
         if not devices:
             raise ValueError("a device plan needs at least one device")

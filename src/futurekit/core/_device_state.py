@@ -138,7 +138,9 @@ class DeviceState:
     def prepare(self, value: Any) -> DeviceState:
         """Find the buffers in ``value`` and record events on the current streams.
 
-        Returns the state to store in the completed future.
+        Returns the state to store in the completed future. The common case, one
+        buffer on the plan's first device, is here (the accelerator's
+        ``prepare`` mirrors it); every other goes on in :meth:`_prepare_other`.
 
         Raises:
             ValueError: a buffer lives on a device outside the future's devices
@@ -149,10 +151,26 @@ class DeviceState:
         plan = self.plan
         current_device = plan.current_device
         completed_on = current_device() if current_device is not None else None
+        device = plan.device_of(value)
+        if device is not plan.first or plan.order_buffer is not None:
+            return self._prepare_other(value, completed_on, device)
+        stream = plan.current_stream(device)
+        events = ((device, plan.record_event(stream)),)
+        if plan.record_values is None:
+            return DeviceState(plan, events, (), completed_on)
+        return DeviceState(plan, events, ((device, (value,), False),), completed_on)
+
+    def _prepare_other(self, value: Any, completed_on: Device | None, device: Any) -> DeviceState:
+        """:meth:`prepare` once ``device_of(value)`` returned ``device``: the other cases.
+
+        A buffer on another of the future's devices (checked), a list or tuple of
+        buffers on one device, any other value (walked), a backend with
+        ``order_buffer``.
+        """
+        plan = self.plan
         device_of = plan.device_of
-        device = device_of(value)
         weak = False
-        if device is not None:  # the value is one buffer (a tensor): the common case
+        if device is not None:  # the value is one buffer (a tensor)
             if device is not plan.first:
                 device = plan.check_device(device)
             items: Any = (value,)
@@ -253,6 +271,63 @@ class DeviceState:
         """
         return _CallbackStreams(self)
 
+    def enter_callback(self) -> Any:
+        """Enter a callback's streams (:meth:`callback_streams`, without an object).
+
+        The completion's device made current, one pool stream per device of the
+        future made current, each waiting on the events, the buffers recorded on
+        them; when entering fails halfway, what was entered is left again. The core
+        calls this pair around each device callback (it is hot).
+
+        Returns:
+            The token to pass to :meth:`exit_callback`.
+        """
+        plan = self.plan
+        device = self.completed_on
+        device_token = None if device is None else plan.enter_device(device)
+        try:
+            pool = plan.stream_from_pool
+            devices = plan.devices
+            if len(devices) == 1:
+                stream = pool(devices[0])
+                stream_token = plan.enter_streams([stream])
+                try:
+                    for _, event in self.events:
+                        plan.wait_event(stream, event)
+                    if self.buffers:
+                        plan.record_values(_alive(self.buffers[0]), stream)
+                except BaseException:
+                    plan.exit_streams(stream_token)
+                    raise
+            else:
+                by_device = {d: pool(d) for d in devices}
+                stream_token = plan.enter_streams(list(by_device.values()))
+                try:
+                    for dev, event in self.events:
+                        plan.wait_event(by_device[dev], event)
+                    if self.buffers:
+                        self._record_buffers(by_device)
+                except BaseException:
+                    plan.exit_streams(stream_token)
+                    raise
+        except BaseException:
+            if device is not None:
+                plan.exit_device(device_token)
+            raise
+        # without a device to restore, the streams' token alone: no tuple to allocate
+        return stream_token if device is None else (stream_token, device_token)
+
+    def exit_callback(self, token: Any) -> None:
+        """Leave what :meth:`enter_callback` entered (the streams, then the device)."""
+        plan = self.plan
+        if self.completed_on is None:
+            plan.exit_streams(token)
+            return
+        try:
+            plan.exit_streams(token[0])
+        finally:
+            plan.exit_device(token[1])
+
     def torch_streams(self) -> contextlib.AbstractContextManager[Any]:
         """Inside a torch future's callback: torch's current streams become the backend's.
 
@@ -337,63 +412,16 @@ def _ready_worker(
 
 
 class _CallbackStreams:
-    """The context of one device callback (a class, not a generator: it is hot).
+    """The context manager of :meth:`DeviceState.callback_streams`."""
 
-    Enter: the completion's device made current, one pool stream per device of the
-    future made current, each waiting on the events, the buffers recorded on them.
-    Exit: both restored, in reverse order, even when entering failed halfway.
-    """
-
-    __slots__ = ("device_token", "state", "stream_token")
+    __slots__ = ("state", "token")
 
     def __init__(self, state: DeviceState) -> None:
         self.state = state
-        self.device_token: Any = None
-        self.stream_token: Any = None
+        self.token: Any = None
 
     def __enter__(self) -> None:
-        state = self.state
-        plan = state.plan
-        device = state.completed_on
-        entered_device = False
-        if device is not None:
-            self.device_token = plan.enter_device(device)
-            entered_device = True
-        try:
-            pool = plan.stream_from_pool
-            devices = plan.devices
-            if len(devices) == 1:
-                stream = pool(devices[0])
-                streams = [stream]
-                self.stream_token = plan.enter_streams(streams)
-                try:
-                    for _, event in state.events:
-                        plan.wait_event(stream, event)
-                    if state.buffers:
-                        plan.record_values(_alive(state.buffers[0]), stream)
-                except BaseException:
-                    plan.exit_streams(self.stream_token)
-                    raise
-                return
-            by_device = {d: pool(d) for d in devices}
-            self.stream_token = plan.enter_streams(list(by_device.values()))
-            try:
-                for dev, event in state.events:
-                    plan.wait_event(by_device[dev], event)
-                if state.buffers:
-                    state._record_buffers(by_device)
-            except BaseException:
-                plan.exit_streams(self.stream_token)
-                raise
-        except BaseException:
-            if entered_device:
-                plan.exit_device(self.device_token)
-            raise
+        self.token = self.state.enter_callback()
 
     def __exit__(self, *exc: object) -> None:
-        plan = self.state.plan
-        try:
-            plan.exit_streams(self.stream_token)
-        finally:
-            if self.state.completed_on is not None:
-                plan.exit_device(self.device_token)
+        self.state.exit_callback(self.token)

@@ -80,6 +80,7 @@
 #include "_speedups_src/future.h"
 #include "_speedups_src/calls.h"
 #include "_speedups_src/device.h"
+#include "_speedups_src/states.h"
 #include "_speedups_src/callbacks.h"
 #include "_speedups_src/dispatch.h"
 #include "_speedups_src/complete.h"
@@ -93,14 +94,17 @@
 static PyObject *
 mod_complete(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (kwnames == NULL &&
-        (nargs == 3 || (nargs == 4 && args[3] == Py_None) ||
-         (nargs == 5 && args[3] == Py_None && (args[4] == Py_True || args[4] == Py_False))) &&
+    if (kwnames == NULL && nargs >= 3 && nargs <= 5 &&
+        (nargs < 5 || args[4] == Py_True || args[4] == Py_False) &&
         PyObject_TypeCheck(args[0], &FutureType) && PyLong_CheckExact(args[1])) {
         FutureObject *fut = (FutureObject *)args[0];
         long state = PyLong_AsLong(args[1]);
+        /* prepared: a device future's DeviceState (its type is checked by the caller,
+         * resolve(), which made it with prepare()) */
+        PyObject *prepared = nargs < 4 || args[3] == Py_None ? NULL : args[3];
         if (state == DONE && fut->state == STATES[PENDING]) { /* failures arm a guard: Python */
-            int r = fast_complete(fut, (int)state, args[2], nargs < 5 || args[4] == Py_True);
+            int r = fast_complete(fut, (int)state, args[2], prepared,
+                                  nargs < 5 || args[4] == Py_True);
             if (r == 1)
                 Py_RETURN_TRUE;
             if (r == 0)
@@ -205,6 +209,12 @@ static PyMethodDef module_methods[] = {
      "Whether this interpreter may use the accelerator (the main interpreter only)."},
     {"after_fork_in_child", mod_after_fork_in_child, METH_NOARGS,
      "Replace the lock in a forked child (registered with os.register_at_fork)."},
+    {"prepare", (PyCFunction)(void (*)(void))mod_prepare, METH_FASTCALL,
+     "prepare(state, value) -> state.prepare(value) (compiled for one buffer)."},
+    {"sync_current", (PyCFunction)mod_sync_current, METH_O,
+     "sync_current(state) -> state.sync_current() (compiled for one event)."},
+    {"configure_states", (PyCFunction)mod_configure_states, METH_VARARGS,
+     "configure_states(DeviceState, DevicePlan): DeviceState's hot methods in C."},
     {"weak_refs", (PyCFunction)mod_weak_refs, METH_O,
      "weak_refs(seq) -> [weakref.ref(b) for b in seq] (a device value's buffers)."},
     {"alive", (PyCFunction)mod_alive, METH_O,

@@ -37,13 +37,26 @@ intact(FutureObject *f)
 /* The fields complete() reads, as the Python complete() reads them. */
 #define COMPLETE_FIELDS_SET(f) (REGS_SET(f) && (f)->rm != NULL && (f)->waiters != NULL)
 
+/* Publish a device future's DeviceState with its outcome (under the lock, as the Python
+ * complete() does); returns the state it replaces (the plan's shared pending one), to be
+ * released after the lock. NULL for a CPU future or no new state. */
+static inline PyObject *
+publish_dev(FutureObject *self, PyObject *prepared)
+{
+    if (prepared == NULL)
+        return NULL;
+    PyObject *old = self->dev;
+    self->dev = Py_NewRef(prepared);
+    return old;
+}
+
 /* complete(..., run=False) of a future with registrations (a then-child completed by
  * the Python drain): publish, and push the registrations as one batch
  * ``[fut, -1, first, rest, 0, removable]`` on this thread's pending stack, inside the
  * same critical section, exactly as the Python complete() does; the caller's drain
  * takes them next. Same results as fast_complete. */
 static int
-fast_hand_over(FutureObject *self, int state, PyObject *value)
+fast_hand_over(FutureObject *self, int state, PyObject *value, PyObject *prepared)
 {
     PyObject *st = thread_state();
     if (st == NULL)
@@ -81,12 +94,13 @@ fast_hand_over(FutureObject *self, int state, PyObject *value)
         return 2;
     }
     int result = 2;
-    PyObject *old_value = NULL, *waiters = NULL;
+    PyObject *old_value = NULL, *waiters = NULL, *old_dev = NULL;
     if (try_lock()) {
         if (get_state(self) != PENDING) {
             result = 0;
         }
         else if (!ISNONE(self->cb1) || !ISNONE(self->rm)) {
+            old_dev = publish_dev(self, prepared);
             old_value = self->value;
             Py_INCREF(value);
             self->value = value;
@@ -115,27 +129,31 @@ fast_hand_over(FutureObject *self, int state, PyObject *value)
     Py_DECREF(batch);
     Py_DECREF(pending);
     Py_XDECREF(old_value);
+    Py_XDECREF(old_dev);
     if (!ISNONE(waiters))
         wake(waiters);
     Py_XDECREF(waiters);
     return result;
 }
 
-/* complete() for a CPU future: publish state/value, wake waiters, run the
+/* complete(): publish state/value (and, for a device future, ``prepared``: the
+ * DeviceState with its events, or NULL to keep the pending one), wake waiters, run the
  * registrations here, in order (FIFO, then the removable ones). Returns 1 (completed),
  * 0 (already complete), -1 (an exception: an interrupt a callback raised, after every
  * registration ran; or one raised before anything was done), or 2: not handled, the
  * caller must take the Python path (nothing was changed). */
 static int
-fast_complete(FutureObject *self, int state, PyObject *value, int run)
+fast_complete(FutureObject *self, int state, PyObject *value, PyObject *prepared, int run)
 {
     PyObject *st = NULL, *pending = NULL;
     long depth = 0;
-    if (self->dev != Py_None || !COMPLETE_FIELDS_SET(self))
+    if (self->dev == NULL || !COMPLETE_FIELDS_SET(self))
         return 2;
+    if (self->dev == Py_None && prepared != NULL)
+        return 2; /* a DeviceState for a CPU future: the Python path */
     int has_regs = !ISNONE(self->cb1) || !ISNONE(self->rm);
     if (has_regs && !run)
-        return fast_hand_over(self, state, value);
+        return fast_hand_over(self, state, value, prepared);
     if (has_regs) {
         if (!headroom_ok(PyThreadState_Get()))
             return 2;
@@ -170,6 +188,7 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
         Py_XDECREF(st);
         return done ? 0 : 2;
     }
+    PyObject *old_dev = publish_dev(self, prepared);
     PyObject *old_value = self->value;
     Py_INCREF(value);
     self->value = value;
@@ -184,6 +203,7 @@ fast_complete(FutureObject *self, int state, PyObject *value, int run)
     /* from here on nothing can be lost: the registrations are held here and this
      * code runs no eval loop of its own, so only the callbacks' own code can raise */
     Py_XDECREF(old_value);
+    Py_XDECREF(old_dev);
     if (!ISNONE(waiters))
         wake(waiters);
     Py_XDECREF(waiters);

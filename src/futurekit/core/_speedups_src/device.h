@@ -22,6 +22,7 @@ static PyObject *by_name = NULL;       /* {"cuda:0": (n, pending state or None)}
 static PyObject *str_devices = NULL;   /* interned "devices" */
 static PyObject *str_prepare = NULL;   /* interned "prepare" */
 static PyObject *str_sync = NULL;      /* interned "sync_current" */
+static PyObject *str_child = NULL;     /* interned "child" */
 
 /* A future nobody has used: what a fresh Future() holds. */
 static inline int
@@ -98,12 +99,20 @@ device_init(FutureObject *self, PyObject *args, PyObject *kwds)
     return 1;
 }
 
+static int fast_complete(FutureObject *self, int state, PyObject *value, PyObject *prepared,
+                         int run);                              /* complete.h */
+static PyObject *state_prepare(PyObject *state, PyObject *value); /* states.h */
+static PyObject *state_sync(PyObject *state);                     /* states.h */
+
 /* set_result(v) of a pending device future: the Python method's body, without its
- * frame. Returns a new reference (None), or NULL with an error. */
+ * frame; complete() in C unless it failed. Returns a new reference (None), or NULL
+ * with an error. */
 static PyObject *
 device_set_result(FutureObject *self, PyObject *result)
 {
-    PyObject *prepared = PyObject_CallMethodOneArg(self->dev, str_prepare, result);
+    PyObject *dev = Py_NewRef(self->dev);
+    PyObject *prepared = state_prepare(dev, result); /* dev.prepare(result) */
+    Py_DECREF(dev);
     PyObject *state = STATES[DONE], *value = result;
     PyObject *exc = NULL;
     if (prepared == NULL) {
@@ -121,6 +130,18 @@ device_set_result(FutureObject *self, PyObject *result)
         state = STATES[FAILED];
         value = exc;
         prepared = Py_NewRef(Py_None);
+    }
+    if (state == STATES[DONE]) { /* failures arm a guard: the Python complete() */
+        int r = fast_complete(self, DONE, value, prepared, 1);
+        if (r != 2) {
+            Py_DECREF(prepared);
+            if (r == 1)
+                Py_RETURN_NONE;
+            if (r == -1)
+                return NULL;
+            /* another thread completed it meanwhile: the Python method raises */
+            return fallback1(py_set_result, (PyObject *)self, result, 1);
+        }
     }
     PyObject *stack[4] = {(PyObject *)self, state, value, prepared};
     PyObject *ok = call_python(py_complete, stack, 4, NULL, 1);
@@ -149,7 +170,7 @@ device_wait_done(FutureObject *self)
         PyList_GET_ITEM(late_limit, 1) != STATES[0])
         return NOT_HANDLED_DEV; /* a recursion limit to take back first: Python */
     PyObject *dev = Py_NewRef(self->dev);
-    PyObject *r = PyObject_CallMethodNoArgs(dev, str_sync);
+    PyObject *r = state_sync(dev); /* dev.sync_current() */
     Py_DECREF(dev);
     if (r == NULL)
         return NULL;
@@ -174,7 +195,8 @@ mod_configure_devices(PyObject *mod, PyObject *args)
         str_devices = PyUnicode_InternFromString("devices");
         str_prepare = PyUnicode_InternFromString("prepare");
         str_sync = PyUnicode_InternFromString("sync_current");
-        if (str_devices == NULL || str_prepare == NULL || str_sync == NULL)
+        str_child = PyUnicode_InternFromString("child");
+        if (str_devices == NULL || str_prepare == NULL || str_sync == NULL || str_child == NULL)
             return NULL;
     }
     Py_XSETREF(py_plan_for, Py_NewRef(plan_for));

@@ -307,14 +307,18 @@ mod_drain(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-/* Run one registration of a completed CPU future from fast_complete's loop, then the
- * work it deferred on this thread's stack. A then-link (a tuple) goes to the Python
- * drain as a batch of its own, exactly as the Python loop would run it next (its
- * child's registrations are pushed above it and drained in the same call). */
+/* Run one registration of a completed future from fast_complete's loop, then the
+ * work it deferred on this thread's stack. A then-link (a tuple), and a device
+ * future's user callback (run under the callback streams), go to the Python drain as
+ * a batch of their own, exactly as the Python loop would run them next (a child's
+ * registrations are pushed above it and drained in the same call). */
 static void
 dispatch(PyObject *st, long depth, DispatchFrame *fr, PyObject *reg, PyObject **interrupt)
 {
-    if (!PyTuple_CheckExact(reg)) {
+    PyObject *dev = ((FutureObject *)fr->fut)->dev; /* read per registration, as in Python */
+    if (!PyTuple_CheckExact(reg) &&
+        (ISNONE(dev) ||
+         (py_internal != NULL && PyObject_TypeCheck(reg, (PyTypeObject *)py_internal)))) {
         run_one(fr->fut, reg, interrupt);
     }
     else {

@@ -13,7 +13,7 @@ Future_c_set_result(FutureObject *self, PyObject *const *args, Py_ssize_t nargs,
         return fallback(py_set_result, (PyObject *)self, args, nargs, kwnames);
     PyObject *result = args[0];
     if (get_state(self) == PENDING && self->dev == Py_None) {
-        int r = fast_complete(self, DONE, result, 1);
+        int r = fast_complete(self, DONE, result, NULL, 1);
         if (r == 1)
             Py_RETURN_NONE;
         if (r == -1)
@@ -131,18 +131,31 @@ Future_c_add_done_callback(FutureObject *self, PyObject *const *args, Py_ssize_t
     return fallback(py_add_done_callback, (PyObject *)self, args, nargs, kwnames);
 }
 
-/* then(callback) on a pending CPU future with no executor and no unwrap: a blank
- * child and the link ``(callback, child, None, None)`` appended to the FIFO. */
+/* then(callback) on a pending future with no executor and no unwrap: a blank child
+ * (a device future's child gets ``dev.child()``, its plan's pending state) and the
+ * link ``(callback, child, None, None)`` appended to the FIFO. */
 static PyObject *
 Future_c_then(FutureObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] &&
-        self->dev == Py_None && REGS_SET(self) && future_type != NULL &&
+    if (nargs == 1 && kwnames == NULL && self->state == STATES[PENDING] && self->dev != NULL &&
+        (self->dev == Py_None || str_child != NULL) && REGS_SET(self) && future_type != NULL &&
         PyCallable_Check(args[0])) {
+        PyObject *child_dev = NULL;
+        if (self->dev != Py_None) {
+            PyObject *dev = Py_NewRef(self->dev);
+            child_dev = PyObject_CallMethodNoArgs(dev, str_child);
+            Py_DECREF(dev);
+            if (child_dev == NULL)
+                return NULL;
+        }
         PyObject *child = future_type->tp_alloc(future_type, 0);
-        if (child == NULL)
+        if (child == NULL) {
+            Py_XDECREF(child_dev);
             return NULL;
+        }
         init_fields((FutureObject *)child);
+        if (child_dev != NULL)
+            Py_SETREF(((FutureObject *)child)->dev, child_dev);
         PyObject *link = PyTuple_Pack(4, args[0], child, Py_None, Py_None);
         if (link == NULL) {
             Py_DECREF(child);
