@@ -8,9 +8,15 @@ note that they ran, raise errors, raise ``KeyboardInterrupt``/``SystemExit``, co
 fail or cancel other futures (their siblings included), wait on other futures (polls,
 timeouts, and waits on futures a later sibling completes), register further callbacks,
 read values, and drop the last reference to an object whose finalizer uses a future.
+A quarter of the futures are device futures on a backend that writes each of its
+calls into the trace (events recorded and waited on, streams entered and left,
+allocator hints), and results are often its buffers: the compiled core completes
+device futures and runs their links itself, so both cores must make the very same
+backend calls, in the same order.
 Interrupts are also injected into the core's own machinery: at the entry of the n-th
 run of one of its internal functions (collect_all's counter, the unwrap forwarder,
-``adopt``, ``hand_over``, ``link_error``), which both cores run the same number of
+``adopt``, ``hand_over``, ``link_error``, the device link runner and the entry into a
+device callback's streams), which both cores run the same number of
 times. Everything observable goes into the trace: each callback run, what each
 top-level operation returned or raised, the log records, and each future's outcome.
 """
@@ -34,7 +40,10 @@ from futurekit import (
     collect_all,
     collect_any,
 )
+from futurekit.backends import BackendBase, BackendSpec, hookimpl, register
 from futurekit.core import _combinators, _completion, _reporting, _unwrap
+from futurekit.core._device_state import DeviceState
+from futurekit.core._devices import Device
 
 #: Internal functions interrupts are injected into (run equally often by both cores).
 TARGETS = {
@@ -43,7 +52,79 @@ TARGETS = {
     "adopt": _unwrap.adopt,
     "hand_over": _unwrap.hand_over,
     "link_error": _completion.link_error,
+    "device_link": _completion._run_device_link,
+    "enter_callback": DeviceState.enter_callback,
 }
+
+
+#: The trace the device backend writes into (the running program's).
+TRACE: list[list[Any]] = [[]]
+FZ0, FZ1 = Device("fz", 0), Device("fz", 1)
+
+
+class Buf:
+    """A buffer of the ``fz`` device."""
+
+    __slots__ = ("__weakref__", "device", "name")
+
+    def __init__(self, device: Device, name: str) -> None:
+        self.device = device
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Buf({self.name}@{self.device.index})"
+
+
+class FuzzBackend(BackendBase):
+    """A device backend that does nothing but write each call into the trace."""
+
+    device_type = "fz"
+
+    def _log(self, *what: Any) -> None:
+        TRACE[0].append(["dev", *what])
+
+    def device_count(self) -> int:
+        return 2
+
+    def current_stream(self, device: Device) -> str:
+        self._log("current_stream", device.index)
+        return f"cur{device.index}"
+
+    def stream_from_pool(self, device: Device) -> str:
+        self._log("pool", device.index)
+        return f"pool{device.index}"
+
+    def record_event(self, stream: Any) -> str:
+        self._log("record", stream)
+        return f"ev@{stream}"
+
+    def wait_event(self, stream: Any, event: Any) -> None:
+        self._log("wait_event", stream, event)
+
+    def query_event(self, event: Any) -> bool:
+        return True
+
+    def synchronize_event(self, event: Any) -> None:
+        self._log("synchronize", event)
+
+    def device_of(self, obj: Any) -> Device | None:
+        return obj.device if type(obj) is Buf else None
+
+    def enter_streams(self, streams: Any) -> Any:
+        self._log("enter", list(streams))
+        return len(streams)
+
+    def exit_streams(self, token: Any) -> None:
+        self._log("exit", token)
+
+    def record_values_on_stream(self, buffers: Any, stream: Any) -> None:
+        self._log("hint", [b.name for b in buffers], stream)
+
+
+class _Plugin:
+    @hookimpl
+    def futurekit_device_backends(self) -> Any:
+        yield BackendSpec(name="fz", device_type="fz", load=FuzzBackend, testing=True)
 
 
 class Loud(Exception):
@@ -118,9 +199,22 @@ class Program:
         return out
 
     def new(self) -> Future[Any]:
-        fut: Future[Any] = Future()
+        r = self.rng.random()
+        devices = ["fz:0"] if r < 0.2 else ["fz:0", "fz:1"] if r < 0.25 else None
+        fut: Future[Any] = Future(devices=devices)
         self.futs.append(fut)
         return fut
+
+    def result_for(self, step: int) -> Any:
+        """A result: often buffers of the device (one, on either device, or a list)."""
+        r = self.rng.random()
+        if r < 0.3:
+            return Buf(FZ0, f"b{step}")
+        if r < 0.35:
+            return Buf(FZ1, f"b{step}")
+        if r < 0.45:
+            return [Buf(FZ0, f"b{step}"), Buf(FZ0, f"c{step}")]
+        return f"s{step}"
 
     def pick(self) -> Future[Any]:
         return self.rng.choice(self.futs)
@@ -161,7 +255,7 @@ class Program:
         elif kind in ("complete", "fail", "cancel"):
             try:
                 if kind == "complete":
-                    other.set_result(tag)
+                    other.set_result(Buf(FZ0, tag) if x < 0.4 else tag)
                 elif kind == "fail":
                     other.set_exception(KeyError(tag))
                 else:
@@ -292,7 +386,7 @@ class Program:
             elif op == 3:
                 self.futs.append(fut.then(self.make_callback(0), unwrap=rng.random() < 0.3))
             elif op == 4:
-                fut.set_result(f"s{step}")
+                fut.set_result(self.result_for(step))
             elif op == 5:
                 fut.set_exception(KeyError(f"s{step}"))
             elif op == 6:
@@ -320,15 +414,18 @@ class Program:
 
 def main() -> None:
     count, first = int(sys.argv[1]), int(sys.argv[2])
+    register(_Plugin(), name="fuzz-device")
     if len(sys.argv) > 3:  # a program's trace, one record a line (to study a difference)
-        trace = Program(first).run()
+        program = Program(first)
+        TRACE[0] = program.trace
+        trace = program.run()
         print("\n".join(json.dumps(r) for r in trace))
         return
 
     logger = logging.getLogger("futurekit")
     logger.propagate = False
     traces: list[list[Any]] = []
-    current: list[list[Any]] = [[]]
+    current = TRACE
     never: list[str] = []
 
     class Keep(logging.Handler):

@@ -7,7 +7,8 @@ sibling completes), raise errors, ``KeyboardInterrupt`` and ``SystemExit``, comp
 fail and cancel other futures, register more callbacks, and drop the last reference to
 objects whose finalizers complete or register on futures; interrupts are also injected
 at the entry of the core's own internal functions. The two cores must give the very
-same traces: one semantics, two implementations.
+same traces: one semantics, two implementations. A quarter of the futures are device
+futures on a backend that traces its calls, so both cores must also drive backends alike.
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ def test_random_programs_give_the_same_traces_on_both_cores() -> None:
     for kind in ("run", "waited", "timeout", "wait raised", "finalizer", "fin-cb", "log"):
         assert events[kind] >= 20, (kind, events)
     assert events["inject"] >= PROGRAMS // 3
+    # device futures: the backend's calls (events, stream waits, callback streams, hints)
+    calls = collections.Counter(r[1] for t in pure["traces"] for r in t if r[0] == "dev")
+    for call in ("record", "wait_event", "pool", "enter", "exit", "hint", "current_stream"):
+        assert calls[call] >= 50, calls
     woken = [r for t in pure["traces"] for r in t if r[0] in ("waited", "wait raised") and r[-1]]
     assert len(woken) >= 20  # waits on pending futures that work queued on the thread finished
     assert raised["KeyboardInterrupt"] >= 50 and raised["SystemExit"] >= 20, raised

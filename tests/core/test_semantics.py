@@ -152,6 +152,37 @@ def test_a_wait_on_a_pending_future_runs_the_siblings_in_order() -> None:
     assert order == ["waits", "b", "c", "c.child", "e", "woken"]
 
 
+def test_a_then_childs_callbacks_run_before_its_parents_set_result_returns_after_a_wait() -> None:
+    """A wait inside a then-callback runs everything queued below it (the outer
+    completion's siblings included); the child that link then completes still runs its
+    callbacks before the parent's ``set_result`` returns. The pure core used to leave
+    them on the stack for the outermost drain (its nested drain's mark pointed above
+    the emptied stack), so they ran after the callback that called ``set_result``."""
+    order: list[str] = []
+    outer: Future[int] = Future()
+    parent: Future[int] = Future()
+    never: Future[int] = Future()
+
+    def completes_parent(f: Future[int]) -> None:
+        order.append("outer cb: start")
+        parent.set_result(1)
+        order.append("outer cb: end")
+
+    def link(f: Future[int]) -> int:
+        order.append("link")
+        with pytest.raises(futurekit.TimeoutError):
+            never.wait(0.001)  # runs what is queued: the outer future's second callback
+        return 2
+
+    outer.add_done_callback(completes_parent)
+    outer.add_done_callback(lambda f: order.append("outer cb 2"))
+    child = parent.then(link)
+    child.add_done_callback(lambda f: order.append("child cb"))
+    outer.set_result(0)
+    assert order == ["outer cb: start", "link", "outer cb 2", "child cb", "outer cb: end"]
+    assert child.value() == 2
+
+
 def test_callbacks_run_in_registration_order_across_kinds() -> None:
     seen: dict[int, object] = {}  # insertion order is the order the callbacks ran in
     fut: Future[int] = Future()

@@ -254,4 +254,3 @@ def test_compiled_sync_current_skips_buffers_freed_since_set_result() -> None:
         assert backend.calls[-1][1] == [id(keep)]  # the hint for the live buffer only
         results.append([call[:1] + call[2:] for call in backend.calls])  # ids differ
     assert results[0] == results[1]
-

@@ -341,6 +341,9 @@ def drain_leftovers() -> None:
     That is deferred work (nesting deeper than the inline limit, an interrupt) and,
     inside a callback, the registrations its completion has not run yet: one of them
     may be what completes the awaited future.
+
+    It empties the stack under the marks of the drains around it: ``st.flushes``
+    tells them that all that is on the stack afterwards is theirs (see :func:`drain`).
     """
     st = _local.__dict__.get("state")  # no AttributeError raised and caught: ~1 µs less
     if st is None:
@@ -348,7 +351,10 @@ def drain_leftovers() -> None:
     if _spill is not None:
         _spill(st)
     if st.pending:
-        _drain(st, 0)
+        try:
+            _drain(st, 0)
+        finally:
+            st.flushes += 1
 
 
 def run_now(fut: FutureBase, reg: Any, here: bool = False) -> None:
@@ -494,6 +500,7 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
     pending = st.pending
     depth = st.depth
     st.depth = depth + 1
+    flushes = st.flushes
     interrupt: BaseException | None = None
     bumped = 0
     # What an interrupt must not lose, stored right after the claim (no call between):
@@ -621,6 +628,12 @@ def drain(st: _trampoline.ThreadState, mark: int) -> None:
                         running = None
                     else:
                         _run_on_streams(fut, reg)
+                if mark and st.flushes != flushes:
+                    # A wait in a callback ran everything queued on this thread, below
+                    # ``mark`` too: all on the stack now is this drain's (e.g. the
+                    # registrations of a then-child this loop completed since).
+                    mark = 0
+                    continue
                 break
             except BaseException as exc:  # an interrupt: keep draining, raise it after
                 # Stores only: what was in progress goes back on the stack as a step.

@@ -42,13 +42,15 @@ class ThreadState:
 
     ``depth`` counts the draining frames of this thread; ``pending`` is a stack of
     batches ``[future, None, first, rest, index]`` of registrations handed to this
-    thread by completions (see :func:`futurekit.core._completion.drain`).
+    thread by completions (see :func:`futurekit.core._completion.drain`);
+    ``flushes`` counts the waits that ran the whole stack (``drain_leftovers``).
     """
 
-    __slots__ = ("depth", "pending")
+    __slots__ = ("depth", "flushes", "pending")
 
     def __init__(self) -> None:
         self.depth = 0
+        self.flushes = 0
         self.pending: list[list[Any]] = []
 
 

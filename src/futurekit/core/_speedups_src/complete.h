@@ -216,7 +216,7 @@ fast_complete(FutureObject *self, int state, PyObject *value, PyObject *prepared
     PyObject *interrupt = NULL;
     ThreadStateObject *ts = (ThreadStateObject *)st;
     DispatchFrame fr = {ts->frames, (PyObject *)self, cb1, cbs, rm, NULL, 0,
-                        PyList_GET_SIZE(pending), 0};
+                        PyList_GET_SIZE(pending), 0, ts->flushes};
     ts->frames = &fr;
     set_depth(st, depth + 1);
     PyObject *reg;
@@ -225,7 +225,7 @@ fast_complete(FutureObject *self, int state, PyObject *value, PyObject *prepared
         Py_DECREF(reg);
     }
     /* a wait inside a callback may have spilled the rest onto the stack */
-    if (PyList_GET_SIZE(pending) > fr.mark)
+    if (PyList_GET_SIZE(pending) > frame_mark(st, &fr))
         drain_above(st, depth, &fr, &interrupt);
     ts->frames = fr.outer;
     Py_XDECREF(fr.rm_values);

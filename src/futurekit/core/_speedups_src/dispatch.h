@@ -86,7 +86,18 @@ struct dispatch_frame {
     Py_ssize_t next;     /* the next index in cbs (phase 1) or rm_values (phase 2) */
     Py_ssize_t mark;     /* where this completion's batch stands on the pending stack */
     int phase;           /* 0: cb1 next, 1: cbs, 2: rm_values, 3: nothing left here */
+    Py_ssize_t flushes;  /* the thread's flushes when it started */
 };
+
+/* The frame's mark: 0 (all of the stack) once a wait inside ran the whole stack, as
+ * the Python drain's (everything on the stack since is this completion's work). */
+static inline Py_ssize_t
+frame_mark(PyObject *st, DispatchFrame *fr)
+{
+    if (fr->mark != 0 && ((ThreadStateObject *)st)->flushes != fr->flushes)
+        fr->mark = 0;
+    return fr->mark;
+}
 
 /* Take the next registration (a new reference), or NULL when none is left. Each is
  * claimed (the position moves past it) before it is called, as in the Python drain. */
@@ -227,7 +238,7 @@ drain_above(PyObject *st, long depth, DispatchFrame *fr, PyObject **interrupt)
 {
     PyObject *pending = ((ThreadStateObject *)st)->pending;
     int bumped = 0;
-    while (PyList_GET_SIZE(pending) > fr->mark) {
+    while (PyList_GET_SIZE(pending) > frame_mark(st, fr)) {
         set_depth(st, depth);
         PyObject *m = PyLong_FromSsize_t(fr->mark);
         PyObject *res = m == NULL ? NULL : PyObject_CallFunctionObjArgs(py_drain, st, m, NULL);
@@ -277,8 +288,14 @@ mod_drain(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     Py_INCREF(pending);
     PyObject *interrupt = NULL;
     int bumped = 0;
+    Py_ssize_t flushes = ((ThreadStateObject *)st)->flushes;
+    PyObject *call[2] = {st, args[1]};
     do {
-        PyObject *res = PyObject_Vectorcall(py_drain, args, 2, NULL);
+        if (mark != 0 && ((ThreadStateObject *)st)->flushes != flushes) {
+            mark = 0; /* a wait ran the whole stack: all on it is ours (as in drain) */
+            call[1] = STATES[PENDING]; /* the int 0 */
+        }
+        PyObject *res = PyObject_Vectorcall(py_drain, call, 2, NULL);
         if (res != NULL) {
             Py_DECREF(res);
             continue;
@@ -333,7 +350,7 @@ dispatch(PyObject *st, long depth, DispatchFrame *fr, PyObject *reg, PyObject **
         }
         Py_DECREF(batch);
     }
-    if (PyList_GET_SIZE(((ThreadStateObject *)st)->pending) > fr->mark)
+    if (PyList_GET_SIZE(((ThreadStateObject *)st)->pending) > frame_mark(st, fr))
         drain_above(st, depth, fr, interrupt);
 }
 

@@ -15,6 +15,7 @@ typedef struct {
     PyObject *depth;      /* draining frames of this thread (an int) */
     PyObject *pending;    /* stack (list) of batches handed to this thread */
     DispatchFrame *frames; /* the innermost running compiled completion, or NULL */
+    Py_ssize_t flushes;    /* waits that ran the whole stack (drain_leftovers) */
 } ThreadStateObject;
 
 static PyObject *
@@ -64,6 +65,8 @@ static PyMemberDef ThreadState_members[] = {
      "Draining frames of this thread."},
     {"pending", T_OBJECT_EX, offsetof(ThreadStateObject, pending), 0,
      "Stack of batches handed to this thread."},
+    {"flushes", T_PYSSIZET, offsetof(ThreadStateObject, flushes), 0,
+     "Waits that ran the whole stack (drain_leftovers)."},
     {NULL, 0, 0, 0, NULL},
 };
 
