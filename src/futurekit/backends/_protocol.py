@@ -179,6 +179,8 @@ class BackendBase:
         """
         return None
 
+    current_device.futurekit_default = True  # type: ignore[attr-defined]
+
     def use_device(self, device: Device) -> contextlib.AbstractContextManager[None]:
         """Make ``device`` the calling thread's current device, restoring after."""
         return contextlib.nullcontext()

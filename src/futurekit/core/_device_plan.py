@@ -228,7 +228,8 @@ class DevicePlan:
         self.synchronize_event = backend.synchronize_event
         pool = getattr(backend, "stream_from_pool", None)
         self.stream_from_pool = pool if pool is not None else backend.current_stream
-        self.current_device = getattr(backend, "current_device", None)
+        current = getattr(backend, "current_device", None)  # BackendBase's says None: skipped
+        self.current_device = None if getattr(current, "futurekit_default", False) else current
         self.order_buffer = getattr(backend, "order_buffer", None)
         self.skip: tuple[type, ...] = (*FUTURE_TYPES, *getattr(backend, "opaque_types", ()))
         self.record_values = _record_values(backend)
