@@ -254,3 +254,26 @@ def test_compiled_sync_current_skips_buffers_freed_since_set_result() -> None:
         assert backend.calls[-1][1] == [id(keep)]  # the hint for the live buffer only
         results.append([call[:1] + call[2:] for call in backend.calls])  # ids differ
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("field", ["current_stream", "record_event", "record_values"])
+def test_a_plan_field_deleted_by_a_backend_call_raises_attribute_error_not_a_crash(
+    field: str,
+) -> None:
+    """A backend whose ``device_of`` deletes a plan field (absurd, but Python allows it)
+    gets the AttributeError that the Python method raises, from both paths."""
+
+    class Deleter(WithHint):
+        plan: Any = None
+
+        def device_of(self, obj: Any) -> Any:
+            if self.plan is not None and hasattr(self.plan, field):
+                delattr(self.plan, field)
+            return super().device_of(obj)
+
+    for prepare in (lambda s, v: type(s).prepare(s, v), speedups.prepare):
+        backend = Deleter()
+        state = _state(backend)
+        backend.plan = state.plan
+        with pytest.raises(AttributeError):
+            prepare(state, B0)

@@ -91,12 +91,32 @@ new_state(PyObject *plan, PyObject *events, PyObject *buffers, PyObject *complet
     return st;
 }
 
-/* ``fn(arg)`` with ``fn`` held during the call (a field may be replaced meanwhile). */
+/* ``fn(arg)`` with ``fn`` held during the call (a field may be replaced meanwhile); a
+ * field deleted by a backend call made before (NULL) raises the AttributeError that
+ * reading it from Python raises. */
 static PyObject *
 call_slot(PyObject *fn, PyObject *arg)
 {
+    if (fn == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a DevicePlan field was deleted");
+        return NULL;
+    }
     Py_INCREF(fn);
     PyObject *r = arg == NULL ? PyObject_CallNoArgs(fn) : PyObject_CallOneArg(fn, arg);
+    Py_DECREF(fn);
+    return r;
+}
+
+/* ``fn(*args)`` with two arguments, as call_slot. */
+static PyObject *
+call_slot2(PyObject *fn, PyObject *const *args)
+{
+    if (fn == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a DevicePlan field was deleted");
+        return NULL;
+    }
+    Py_INCREF(fn);
+    PyObject *r = PyObject_Vectorcall(fn, args, 2, NULL);
     Py_DECREF(fn);
     return r;
 }
@@ -130,7 +150,9 @@ prepare_one(PyObject *state, PyObject *plan, PyObject *value)
     events = Py_BuildValue("((OO))", device, event);
     if (events == NULL)
         goto done;
-    if (SLOT(plan, pl_off[PL_RECORD_VALUES]) == Py_None)
+    if (SLOT(plan, pl_off[PL_RECORD_VALUES]) == NULL)
+        PyErr_SetString(PyExc_AttributeError, "a DevicePlan field was deleted");
+    else if (SLOT(plan, pl_off[PL_RECORD_VALUES]) == Py_None)
         buffers = PyTuple_New(0);
     else
         buffers = Py_BuildValue("((O(O)O))", device, value, Py_False);
@@ -192,10 +214,9 @@ state_sync(PyObject *state)
     stream = call_slot(SLOT(plan, pl_off[PL_CURRENT_STREAM]), PyTuple_GET_ITEM(pair, 0));
     if (stream == NULL)
         goto done;
-    PyObject *wait_event = Py_NewRef(SLOT(plan, pl_off[PL_WAIT_EVENT]));
+    PyObject *wait_event = SLOT(plan, pl_off[PL_WAIT_EVENT]);
     PyObject *args[2] = {stream, PyTuple_GET_ITEM(pair, 1)};
-    PyObject *r = PyObject_Vectorcall(wait_event, args, 2, NULL);
-    Py_DECREF(wait_event);
+    PyObject *r = call_slot2(wait_event, args);
     if (r == NULL)
         goto done;
     Py_DECREF(r);
@@ -205,10 +226,8 @@ state_sync(PyObject *state)
                     : Py_NewRef(PyTuple_GET_ITEM(group, 1));
         if (items == NULL)
             goto done;
-        PyObject *record = Py_NewRef(SLOT(plan, pl_off[PL_RECORD_VALUES]));
         PyObject *rargs[2] = {items, stream};
-        r = PyObject_Vectorcall(record, rargs, 2, NULL);
-        Py_DECREF(record);
+        r = call_slot2(SLOT(plan, pl_off[PL_RECORD_VALUES]), rargs);
         if (r == NULL)
             goto done;
         Py_DECREF(r);
