@@ -48,7 +48,7 @@ def _number_or_none(value: Any) -> bool:
 
 def test_rows_are_well_formed(tiny_run: tuple[list[Row], list[str]]) -> None:
     rows, messages = tiny_run
-    assert len(rows) == 15
+    assert len(rows) == 16
     assert all(isinstance(r, Row) for r in rows)
     assert len({r.case for r in rows}) == len(rows)
     errors = [r for r in rows if r.note.startswith("error:")]
@@ -77,7 +77,8 @@ def test_every_case_is_present(tiny_run: tuple[list[Row], list[str]]) -> None:
                    "then on a completed future", "collect_all", "wait_all", "cross-thread",
                    "import futurekit", "memory per pending future", "-link chain",
                    "device path (sim)", "value walk vs pickling", "1 buffer: create",
-                   "each further buffer", "then() + set_result + wait"):  # fmt: skip
+                   "each further buffer", "then() + set_result + wait",
+                   "collect_all of 100 + set_result each + wait (CPU proxy)"):  # fmt: skip
         assert needle in text
     by_case = {r.case: r for r in rows}
     assert by_case["import futurekit"].unit == "ms"

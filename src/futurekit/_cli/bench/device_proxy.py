@@ -6,7 +6,9 @@ futurekit's own cost of a device future (the plan lookup, the walk, the event
 bookkeeping, the callback streams), measured against ``torch.futures``' CPU future
 in the same run. The targets (issue 17): one buffer at most 1.0x torch's CPU
 ``set_result + wait``; each further buffer at most 0.06x of it; ``then()`` +
-``set_result`` + ``wait`` at most 1.0x torch's CPU ``then()`` round.
+``set_result`` + ``wait`` at most 1.0x torch's CPU ``then()`` round. A fourth row,
+``collect_all`` of 100 device futures, stands in for the GPU benchmark's (same target
+as the others: at most torch's CPU ``collect_all``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ _GE = "\u2265"
 ONE_BUFFER = 1.0
 PER_BUFFER = 0.06
 THEN_ROUND = 1.0
+COLLECT = 1.0
+#: Futures per collect_all round.
+COLLECT_N = 100
 
 
 class NoopBuffer:
@@ -90,7 +95,7 @@ def noop_backend() -> Iterator[Any]:
 
 
 def _timers(torch: Any, device: Any, n: int, buffers: int) -> dict[str, Callable[[], float]]:
-    from futurekit import Future
+    from futurekit import Future, collect_all
 
     one = NoopBuffer(device)
     many = [NoopBuffer(device) for _ in range(buffers)]
@@ -125,7 +130,19 @@ def _timers(torch: Any, device: Any, n: int, buffers: int) -> dict[str, Callable
             c.wait()
         return (time.perf_counter() - start) / n
 
-    timers = {"fk_one": fk_one, "fk_many": fk_many, "fk_then": fk_then}
+    per_collect = max(1, n // COLLECT_N)
+
+    def fk_collect() -> float:
+        start = time.perf_counter()
+        for _ in range(per_collect):
+            futs: list[Any] = [Future(devices=devices) for _ in range(COLLECT_N)]
+            gathered = collect_all(futs)
+            for f in futs:
+                f.set_result(one)
+            gathered.wait()
+        return (time.perf_counter() - start) / per_collect
+
+    timers = {"fk_one": fk_one, "fk_many": fk_many, "fk_then": fk_then, "fk_collect": fk_collect}
     if torch is not None:
         TF = torch.futures.Future
 
@@ -146,12 +163,22 @@ def _timers(torch: Any, device: Any, n: int, buffers: int) -> dict[str, Callable
                 c.wait()
             return (time.perf_counter() - start) / n
 
-        timers.update(th_one=th_one, th_then=th_then)
+        def th_collect() -> float:
+            start = time.perf_counter()
+            for _ in range(per_collect):
+                futs = [TF() for _ in range(COLLECT_N)]
+                gathered = torch.futures.collect_all(futs)
+                for f in futs:
+                    f.set_result(one)
+                gathered.wait()
+            return (time.perf_counter() - start) / per_collect
+
+        timers.update(th_one=th_one, th_then=th_then, th_collect=th_collect)
     return timers
 
 
 def device_proxy_rows(n: int, buffers: int, rounds: int) -> list[Row]:
-    """The three CPU-proxy rows (medians of ``rounds`` alternated rounds)."""
+    """The four CPU-proxy rows (medians of ``rounds`` alternated rounds)."""
     from .cases import torch_missing
 
     torch = None
@@ -167,12 +194,16 @@ def device_proxy_rows(n: int, buffers: int, rounds: int) -> list[Row]:
     th_then = med.get("th_then")
     th_one_us = None if th_one is None else th_one * _US
     th_then_us = None if th_then is None else th_then * _US
+    collect = med["fk_collect"] * _US
+    th_collect = med.get("th_collect")
+    th_collect_us = None if th_collect is None else th_collect * _US
 
     def speed(theirs: float | None, ours: float) -> float | None:
         return None if theirs is None or ours <= 0 else theirs / ours
 
     note = "no-op backend (every primitive does nothing); torch column: torch.futures CPU future"
     s_one, s_then = speed(th_one_us, one), speed(th_then_us, then)
+    s_collect = speed(th_collect_us, collect)
     measured = per_buffer if per_buffer > 0 else None  # noise can hide a tiny cost
     s_buf = None if measured is None else speed(th_one_us, measured)
     share = (
@@ -195,4 +226,8 @@ def device_proxy_rows(n: int, buffers: int, rounds: int) -> list[Row]:
             s_then, None, f"{_GE} {1 / THEN_ROUND:g}{_TIMES}",
             None if s_then is None else s_then >= 1 / THEN_ROUND, note, "µs", "speedup",
             1 / THEN_ROUND),
+        Row(f"device future: collect_all of {COLLECT_N} + set_result each + wait (CPU proxy)",
+            collect, th_collect_us, None, s_collect, None, f"{_GE} {1 / COLLECT:g}{_TIMES}",
+            None if s_collect is None else s_collect >= 1 / COLLECT, note, "µs", "speedup",
+            1 / COLLECT),
     ]  # fmt: skip
