@@ -9,14 +9,25 @@ object a test creates (and checks the collection of) is still collected as befor
 tests/core keeps the collector as CPython has it (the core's own GC tests choose what
 they need): the heap is given back (``gc.unfreeze()``) before a core test runs and
 frozen again at the next test outside it.
+
+**Ctrl-C works even when the suite was started with SIGINT ignored.** A shell starts
+background jobs of a script (``nohup pytest &``, ``cmd &`` in a non-interactive shell)
+with SIGINT ignored, and Python then installs no ``KeyboardInterrupt`` handler: the
+tests that interrupt a blocked ``wait()`` would time out instead (10 of them, ~400 s).
+Python's default handler is put back here, in every process that loads this file
+(xdist workers too); child interpreters then start with SIGINT at its default again.
 """
 
 from __future__ import annotations
 
 import gc
+import signal
 from pathlib import Path
 
 import pytest
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _CORE = Path(__file__).resolve().parent / "core"
 _frozen_here = False
