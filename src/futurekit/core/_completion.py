@@ -747,11 +747,12 @@ def _run_device_link(fut: FutureBase, fn: Any, child: Any, adopt: Any) -> None:
 
 
 def _run_link_elsewhere(fut: FutureBase, link: tuple[Any, Any, Any, Any]) -> None:
-    """Run a ``then`` link on its executor, or under device streams, or fail its child."""
+    """Run a ``then(executor=...)`` link on its executor, or fail its child if refused.
+
+    (A device future's inline link is run by :func:`drain` itself, with
+    :func:`_run_device_link`.)
+    """
     fn, child, executor, adopt = link
-    if executor is None:
-        _run_device_link(fut, fn, child, adopt)
-        return
     here = (fn, child, _HERE, adopt)
     try:
         job = executor.submit(_run_link_on_streams, fut, here)

@@ -288,28 +288,25 @@ class DeviceState:
         try:
             pool = plan.stream_from_pool
             devices = plan.devices
-            if len(devices) == 1:
+            if len(devices) == 1:  # the common case: no dict of streams
                 stream = pool(devices[0])
-                stream_token = plan.enter_streams([stream])
-                try:
-                    for _, event in self.events:
-                        plan.wait_event(stream, event)
-                    if self.buffers:
-                        plan.record_values(_alive(self.buffers[0]), stream)
-                except BaseException:
-                    plan.exit_streams(stream_token)
-                    raise
+                by_device = None
+                streams = [stream]
             else:
                 by_device = {d: pool(d) for d in devices}
-                stream_token = plan.enter_streams(list(by_device.values()))
-                try:
-                    for dev, event in self.events:
-                        plan.wait_event(by_device[dev], event)
-                    if self.buffers:
+                streams = list(by_device.values())
+            stream_token = plan.enter_streams(streams)
+            try:
+                for dev, event in self.events:
+                    plan.wait_event(stream if by_device is None else by_device[dev], event)
+                if self.buffers:
+                    if by_device is None:
+                        plan.record_values(_alive(self.buffers[0]), stream)
+                    else:
                         self._record_buffers(by_device)
-                except BaseException:
-                    plan.exit_streams(stream_token)
-                    raise
+            except BaseException:
+                plan.exit_streams(stream_token)
+                raise
         except BaseException:
             if device is not None:
                 plan.exit_device(device_token)

@@ -85,7 +85,7 @@ def _log(level: int, msg: str, args: tuple[Any, ...], exc: BaseException) -> Non
     The record carries ``exc_info`` as usual; its ``exc_text`` is set here, so the
     standard formatters print it instead of formatting the traceback themselves.
     """
-    log = _logger if _logger is not None else logger()
+    log = logger()
     if not log.isEnabledFor(level):
         return
     record = log.makeRecord(

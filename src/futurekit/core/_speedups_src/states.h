@@ -91,32 +91,18 @@ new_state(PyObject *plan, PyObject *events, PyObject *buffers, PyObject *complet
     return st;
 }
 
-/* ``fn(arg)`` with ``fn`` held during the call (a field may be replaced meanwhile); a
- * field deleted by a backend call made before (NULL) raises the AttributeError that
+/* ``fn(*args)`` with ``fn`` held during the call (a field may be replaced meanwhile);
+ * a field deleted by a backend call made before (NULL) raises the AttributeError that
  * reading it from Python raises. */
 static PyObject *
-call_slot(PyObject *fn, PyObject *arg)
+call_slot(PyObject *fn, PyObject *const *args, size_t nargs)
 {
     if (fn == NULL) {
         PyErr_SetString(PyExc_AttributeError, "a DevicePlan field was deleted");
         return NULL;
     }
     Py_INCREF(fn);
-    PyObject *r = arg == NULL ? PyObject_CallNoArgs(fn) : PyObject_CallOneArg(fn, arg);
-    Py_DECREF(fn);
-    return r;
-}
-
-/* ``fn(*args)`` with two arguments, as call_slot. */
-static PyObject *
-call_slot2(PyObject *fn, PyObject *const *args)
-{
-    if (fn == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "a DevicePlan field was deleted");
-        return NULL;
-    }
-    Py_INCREF(fn);
-    PyObject *r = PyObject_Vectorcall(fn, args, 2, NULL);
+    PyObject *r = PyObject_Vectorcall(fn, args, nargs, NULL);
     Py_DECREF(fn);
     return r;
 }
@@ -130,10 +116,10 @@ prepare_one(PyObject *state, PyObject *plan, PyObject *value)
     Py_INCREF(plan);
     PyObject *current_device = SLOT(plan, pl_off[PL_CURRENT_DEVICE]);
     completed_on = current_device == Py_None ? Py_NewRef(Py_None)
-                                             : call_slot(current_device, NULL);
+                                             : call_slot(current_device, NULL, 0);
     if (completed_on == NULL)
         goto done;
-    device = call_slot(SLOT(plan, pl_off[PL_DEVICE_OF]), value);
+    device = call_slot(SLOT(plan, pl_off[PL_DEVICE_OF]), &value, 1);
     if (device == NULL)
         goto done;
     if (device != SLOT(plan, pl_off[PL_FIRST]) || SLOT(plan, pl_off[PL_ORDER_BUFFER]) != Py_None) {
@@ -141,10 +127,10 @@ prepare_one(PyObject *state, PyObject *plan, PyObject *value)
                                             device, NULL);
         goto done;
     }
-    stream = call_slot(SLOT(plan, pl_off[PL_CURRENT_STREAM]), device);
+    stream = call_slot(SLOT(plan, pl_off[PL_CURRENT_STREAM]), &device, 1);
     if (stream == NULL)
         goto done;
-    event = call_slot(SLOT(plan, pl_off[PL_RECORD_EVENT]), stream);
+    event = call_slot(SLOT(plan, pl_off[PL_RECORD_EVENT]), &stream, 1);
     if (event == NULL)
         goto done;
     events = Py_BuildValue("((OO))", device, event);
@@ -211,12 +197,13 @@ state_sync(PyObject *state)
     Py_INCREF(plan);
     Py_INCREF(pair);
     Py_XINCREF(group);
-    stream = call_slot(SLOT(plan, pl_off[PL_CURRENT_STREAM]), PyTuple_GET_ITEM(pair, 0));
+    PyObject *device = PyTuple_GET_ITEM(pair, 0);
+    stream = call_slot(SLOT(plan, pl_off[PL_CURRENT_STREAM]), &device, 1);
     if (stream == NULL)
         goto done;
     PyObject *wait_event = SLOT(plan, pl_off[PL_WAIT_EVENT]);
     PyObject *args[2] = {stream, PyTuple_GET_ITEM(pair, 1)};
-    PyObject *r = call_slot2(wait_event, args);
+    PyObject *r = call_slot(wait_event, args, 2);
     if (r == NULL)
         goto done;
     Py_DECREF(r);
@@ -227,7 +214,7 @@ state_sync(PyObject *state)
         if (items == NULL)
             goto done;
         PyObject *rargs[2] = {items, stream};
-        r = call_slot2(SLOT(plan, pl_off[PL_RECORD_VALUES]), rargs);
+        r = call_slot(SLOT(plan, pl_off[PL_RECORD_VALUES]), rargs, 2);
         if (r == NULL)
             goto done;
         Py_DECREF(r);
