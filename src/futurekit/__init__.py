@@ -54,9 +54,15 @@ __all__ = (
     "wait_any",
 )
 
-_LAZY = {"from_asyncio", "from_concurrent", "from_torch"}
-# subclasses of concurrent.futures' classes, made on first use (see core._errors)
-_LAZY_ERRORS = {"CancelledError", "InvalidStateError"}
+#: Names imported on first use, and the core module that has each: the bridges, and
+#: the two errors that subclass concurrent.futures' classes (see core._errors).
+_LAZY = {
+    "from_asyncio": "_interop",
+    "from_concurrent": "_interop",
+    "from_torch": "_interop",
+    "CancelledError": "_errors",
+    "InvalidStateError": "_errors",
+}
 
 
 def _backend(device_type: str, name: str | None) -> object:
@@ -82,28 +88,23 @@ _install_resolver(_Resolver(_backend, _int_type, _describe))
 
 
 def __getattr__(name: str) -> object:
-    if name in _LAZY_ERRORS:
-        from .core import _errors
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'futurekit' has no attribute {name!r}")
+    import importlib
 
-        value = getattr(_errors, name)
-        globals()[name] = value
-        return value
-    if name in _LAZY:
-        from .core import _interop
-
-        value = getattr(_interop, name)
-        value.__module__ = "futurekit"
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'futurekit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"futurekit.core.{where}"), name)
+    value.__module__ = "futurekit"
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY | _LAZY_ERRORS)
+    return sorted(set(globals()) | set(_LAZY))
 
 
 for _name in __all__:
-    if _name in _LAZY or _name in _LAZY_ERRORS:
+    if _name in _LAZY:
         continue
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("futurekit."):
