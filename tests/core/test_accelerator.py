@@ -25,6 +25,7 @@ import pytest
 
 from futurekit import Future, InvalidStateError, TimeoutError
 from futurekit.core import _accelerator, _completion
+from thread_helpers import race_short_timeouts
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -384,33 +385,7 @@ def test_a_ping_pong_between_threads_loses_no_wake_up() -> None:
 
 def test_short_timeouts_racing_a_completion_lose_nothing() -> None:
     """Waiters time out over and over while the future completes: each sees it complete."""
-    for _ in range(30):
-        fut: Future[int] = Future()
-        seen: list[int] = []
-        errors: list[BaseException] = []
-
-        def poll(
-            fut: Future[int] = fut, seen: list[int] = seen, errors: list[BaseException] = errors
-        ) -> None:
-            while True:
-                try:
-                    seen.append(fut.wait(timeout=0.0005))
-                    return
-                except TimeoutError:
-                    continue
-                except BaseException as exc:  # pragma: no cover - reported below
-                    errors.append(exc)
-                    return
-
-        threads = [threading.Thread(target=poll) for _ in range(6)]
-        for t in threads:
-            t.start()
-        time.sleep(0.002)
-        fut.set_result(9)
-        for t in threads:
-            t.join(30)
-        assert not errors and seen == [9] * 6
-        assert not fut._waiters
+    race_short_timeouts(lambda fut, t: fut.wait(timeout=t), rounds=30, count=6)
 
 
 # Random programs: each core runs the same seeded programs; the traces must be equal.

@@ -20,6 +20,7 @@ import pytest
 
 from futurekit import Future, TimeoutError
 from futurekit.core import _accelerator
+from thread_helpers import race_short_timeouts
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -127,25 +128,4 @@ def test_a_ping_pong_loses_no_wake_up(spelling: str) -> None:
 @pytest.mark.parametrize("spelling", ["positional", "keyword"])
 def test_short_timeouts_racing_a_completion(spelling: str) -> None:
     """Waiters time out over and over while the future completes: each sees it complete."""
-    call = SPELLINGS[spelling]
-    for _ in range(20):
-        fut: Future[int] = Future()
-        seen: list[int] = []
-
-        def poll(fut: Future[int] = fut, seen: list[int] = seen) -> None:
-            while True:
-                try:
-                    seen.append(call(fut, 0.0005))
-                    return
-                except TimeoutError:
-                    continue
-
-        threads = [threading.Thread(target=poll) for _ in range(4)]
-        for t in threads:
-            t.start()
-        time.sleep(0.002)
-        fut.set_result(9)
-        for t in threads:
-            t.join(30)
-        assert seen == [9] * 4
-        assert not fut._waiters
+    race_short_timeouts(SPELLINGS[spelling], rounds=20, count=4)
